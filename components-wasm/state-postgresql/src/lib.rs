@@ -1,0 +1,1 @@
+//! state-postgresql: placeholder, being written.

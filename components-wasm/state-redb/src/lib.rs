@@ -1,0 +1,1 @@
+//! state-redb: placeholder, being written.

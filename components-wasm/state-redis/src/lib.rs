@@ -1,0 +1,1 @@
+//! state-redis: placeholder, being written.

@@ -1,0 +1,1 @@
+//! test-hostile: placeholder, being written.
