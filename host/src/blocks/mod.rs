@@ -2,7 +2,9 @@
 //! that validates requests and calls it. A WebAssembly component is one
 //! implementation of each trait; this module never imports wasmtime, HTTP or gRPC.
 
+pub mod catalog;
 pub mod error;
 pub mod state;
 
+pub use catalog::Catalog;
 pub use error::ComponentError;

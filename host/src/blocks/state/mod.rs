@@ -189,3 +189,4 @@ pub trait StateStore: Send + Sync {
     /// Runs a query.
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, ComponentError>;
 }
+pub mod service;

@@ -1,0 +1,1 @@
+//! HTTP API: to be written.

@@ -1,0 +1,1 @@
+//! The state block: to be written.
