@@ -9,3 +9,6 @@
 pub mod api;
 pub mod blocks;
 pub mod config;
+pub mod bindings;
+pub mod components;
+pub mod runtime;

@@ -1,0 +1,271 @@
+//! Loading a Dapr `Component` resource: resolve its metadata, find its wasm
+//! (built-in or `spec.wasm`), verify, compile (through the artifact cache),
+//! grant capabilities, start its instance pool and `init` it.
+//!
+//! Every failure names the resource file and the field at fault.
+
+use super::builtin::{self, Metadata};
+use super::state::WasmStateStore;
+use crate::blocks::catalog::{CatalogEntry, ComponentInfo, LoadStatus};
+use crate::config::resources::{ComponentResource, MetadataValue};
+use crate::runtime::cache::ArtifactCache;
+use crate::runtime::grants::{self, CapabilityGrant, PreopenGrant};
+use crate::runtime::instance::InstanceState;
+use crate::runtime::pool::{InstancePool, PoolSettings, PooledWorld};
+use crate::runtime::RuntimeEngine;
+use anyhow::{Context, anyhow, bail};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Defaults for what a component may use when its YAML does not say.
+const DEFAULT_MEMORY_MIB: u64 = 128;
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_MAX_INSTANCES: usize = 4;
+/// Callers that may queue per component before calls are refused as overloaded.
+const MAX_WAITING: usize = 4096;
+
+/// Where a load happens: which app, where data and relative paths live.
+#[derive(Debug, Clone)]
+pub struct LoadContext {
+    /// The app id.
+    pub app_id: String,
+    /// The component being loaded (set per component).
+    pub component_name: String,
+    /// Directory the resource file lives in, for relative paths.
+    pub base_dir: PathBuf,
+    /// Root of durable data for embedded stores (`~/.outrig/data/<app-id>`).
+    pub data_dir: PathBuf,
+}
+
+impl LoadContext {
+    /// `path` resolved against the resource file's directory.
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        LoadContext {
+            app_id: "test".into(),
+            component_name: "c".into(),
+            base_dir: std::env::temp_dir(),
+            data_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// Everything needed to turn resources into running components: the engine,
+/// the artifact cache and one linker per world.
+pub struct ComponentHost {
+    engine: RuntimeEngine,
+    cache: ArtifactCache,
+    state_linker: Linker<InstanceState>,
+}
+
+impl ComponentHost {
+    /// A host over `engine`, caching compiled artifacts in `cache`.
+    pub fn new(engine: RuntimeEngine, cache: ArtifactCache) -> anyhow::Result<Self> {
+        let mut state_linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut state_linker)?;
+        crate::bindings::state_store::StateStore::add_to_linker::<_, HasSelf<_>>(
+            &mut state_linker,
+            |state| state,
+        )?;
+        Ok(ComponentHost {
+            engine,
+            cache,
+            state_linker,
+        })
+    }
+
+    /// Loads one component. Never fails: a component that cannot load is
+    /// returned as a catalog entry with [`LoadStatus::Failed`] and the reason,
+    /// so it is visible in `/v1.0/metadata` while the rest keep serving.
+    pub async fn load(&self, resource: &ComponentResource, ctx: &LoadContext) -> CatalogEntry {
+        let source = resource.source.display().to_string();
+        let mut info = ComponentInfo {
+            name: resource.name.clone(),
+            component_type: resource.component_type.clone(),
+            version: resource.version.clone(),
+            features: Vec::new(),
+            status: LoadStatus::Loaded,
+            sha256: None,
+            source: source.clone(),
+        };
+        let mut ctx = ctx.clone();
+        ctx.component_name = resource.name.clone();
+        match self.try_load(resource, &ctx, &mut info).await {
+            Ok(state) => {
+                tracing::info!(
+                    component = %info.name,
+                    r#type = %info.component_type,
+                    sha256 = info.sha256.as_deref().unwrap_or(""),
+                    features = ?info.features,
+                    "component loaded"
+                );
+                CatalogEntry { info, state: Some(state) }
+            }
+            Err(err) => {
+                let message = format!("{source}: component `{}`: {err:#}", resource.name);
+                tracing::error!("{message}");
+                info.status = LoadStatus::Failed(message);
+                CatalogEntry { info, state: None }
+            }
+        }
+    }
+
+    async fn try_load(
+        &self,
+        resource: &ComponentResource,
+        ctx: &LoadContext,
+        info: &mut ComponentInfo,
+    ) -> anyhow::Result<Arc<dyn crate::blocks::state::StateStore>> {
+        let block = resource
+            .component_type
+            .split_once('.')
+            .map(|(block, _)| block)
+            .unwrap_or_default();
+        if block != "state" {
+            bail!(
+                "spec.type: building block `{block}` is not supported yet (type `{}`)",
+                resource.component_type
+            );
+        }
+        let mut metadata = resolve_metadata(resource)?;
+        let (wasm, grant, max_instances) = self.source(resource, ctx, &mut metadata).await?;
+        let sha256 = hex::encode(Sha256::digest(&wasm));
+        info.sha256 = Some(sha256.clone());
+
+        let engine = self.engine.engine().clone();
+        let cache = self.cache.clone();
+        let (component, _) = tokio::task::spawn_blocking(move || cache.load(&engine, &sha256, &wasm))
+            .await
+            .context("compilation task failed")?
+            .context("the file is not a valid WebAssembly component")?;
+        let instance_pre = self
+            .state_linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component imports something Outrig does not provide")?;
+        let pre = <crate::bindings::state_store::StateStore as PooledWorld>::prepare(instance_pre)
+            .map_err(|err| {
+                anyhow!(
+                    "spec.type: `{}` needs the `state-store` world, but the component does not implement it: {err:#}",
+                    resource.component_type
+                )
+            })?;
+        let settings = PoolSettings {
+            max_instances,
+            max_waiting: MAX_WAITING,
+        };
+        let pool = InstancePool::start(
+            &resource.name,
+            self.engine.engine(),
+            pre,
+            grant,
+            metadata,
+            settings,
+        )
+        .await
+        .map_err(|err| anyhow!("{err}"))?;
+        let store = WasmStateStore::new(pool).await.map_err(|err| anyhow!("{err}"))?;
+        info.features = crate::blocks::state::StateStore::features(&store);
+        Ok(Arc::new(store))
+    }
+
+    /// The component's bytes, its grant and its instance bound.
+    async fn source(
+        &self,
+        resource: &ComponentResource,
+        ctx: &LoadContext,
+        metadata: &mut Vec<(String, String)>,
+    ) -> anyhow::Result<(Vec<u8>, CapabilityGrant, usize)> {
+        if let Some(wasm) = &resource.wasm {
+            let bytes = std::fs::read(&wasm.path).with_context(|| {
+                format!("spec.wasm.path: cannot read {}", wasm.path.display())
+            })?;
+            if let Some(expected) = &wasm.sha256 {
+                let actual = hex::encode(Sha256::digest(&bytes));
+                if !actual.eq_ignore_ascii_case(expected) {
+                    bail!(
+                        "spec.wasm.sha256: {} has sha256 {actual}, but {expected} is required",
+                        wasm.path.display()
+                    );
+                }
+            }
+            let caps = &wasm.capabilities;
+            let outbound = grants::resolve_outbound(&caps.outbound)
+                .await
+                .context("spec.wasm.capabilities.outbound")?;
+            let preopens = caps
+                .files
+                .iter()
+                .map(|f| PreopenGrant {
+                    host: f.host.clone(),
+                    guest: f.guest.clone(),
+                    read_only: f.read_only,
+                })
+                .collect();
+            let grant = CapabilityGrant {
+                outbound: Arc::new(outbound),
+                preopens,
+                memory_bytes: mib(caps.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB)),
+                call_timeout: Duration::from_millis(caps.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+            };
+            let max = caps
+                .max_instances
+                .map_or(DEFAULT_MAX_INSTANCES, |n| n.max(1) as usize);
+            return Ok((bytes, grant, max));
+        }
+        let Some(builtin) = builtin::lookup(&resource.component_type) else {
+            bail!(
+                "spec.type: unknown component type `{}`; built-in types are {}, or give your own component in spec.wasm.path",
+                resource.component_type,
+                builtin::type_names().join(", ")
+            );
+        };
+        if builtin.wasm.is_empty() {
+            bail!("the built-in components were not compiled into this binary (OUTRIG_SKIP_GUEST_BUILD)");
+        }
+        let derived = (builtin.derive)(&Metadata(metadata), ctx)?;
+        metadata.extend(derived.extra_metadata);
+        let outbound = grants::resolve_outbound(&derived.outbound)
+            .await
+            .context("spec.metadata")?;
+        let grant = CapabilityGrant {
+            outbound: Arc::new(outbound),
+            preopens: derived.preopens,
+            memory_bytes: mib(DEFAULT_MEMORY_MIB),
+            call_timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+        };
+        Ok((builtin.wasm.to_vec(), grant, builtin.max_instances))
+    }
+}
+
+fn mib(n: u64) -> usize {
+    usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+}
+
+/// Plain metadata values; `secretKeyRef` fails clearly until secret stores exist.
+fn resolve_metadata(resource: &ComponentResource) -> anyhow::Result<Vec<(String, String)>> {
+    resource
+        .metadata
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| match &entry.value {
+            MetadataValue::Plain(value) => Ok((entry.name.clone(), value.clone())),
+            MetadataValue::SecretRef { name, .. } => Err(anyhow!(
+                "spec.metadata[{index}] ({}): secretKeyRef `{name}` cannot be resolved: secret stores not configured",
+                entry.name
+            )),
+        })
+        .collect()
+}

@@ -1,0 +1,12 @@
+//! Components: turning Dapr `Component` resources into running WebAssembly
+//! components behind the building-block traits.
+//!
+//! - [`builtin`]: the components embedded in the binary, by Dapr type name;
+//! - [`state`]: the adapter from the `state-store` world to [`crate::blocks::state::StateStore`];
+//! - [`loader`]: resolve, verify, compile, grant, instantiate and `init`.
+
+pub mod builtin;
+pub mod loader;
+pub mod state;
+
+pub use loader::{ComponentHost, LoadContext};

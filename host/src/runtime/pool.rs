@@ -1,0 +1,318 @@
+//! A bounded pool of instances of one component.
+//!
+//! A guest is single-threaded, so each instance serves one call at a time.
+//! Instances are reused across calls (a connection a guest opened is a pooled
+//! connection); the pool grows on demand up to `max_instances`, then callers
+//! queue, with a bound on how many may wait. An instance whose call trapped,
+//! timed out or was abandoned is discarded, never reused.
+
+use super::grants::CapabilityGrant;
+use super::instance::InstanceState;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+/// A future borrowing an instance for the length of one call.
+pub type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// How a world's generated bindings are instantiated and initialised, so one
+/// pool implementation serves every component kind.
+pub trait PooledWorld: Sized + Send + 'static {
+    /// The pre-instantiated form (`XxxPre` from bindgen).
+    type Pre: Clone + Send + Sync + 'static;
+
+    /// Type-checks a linked component against the world. An error here means
+    /// the component does not implement this world.
+    fn prepare(instance_pre: InstancePre<InstanceState>) -> anyhow::Result<Self::Pre>;
+
+    /// Instantiates one instance.
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<InstanceState>,
+    ) -> CallFuture<'a, Self>;
+
+    /// Calls the component's `init` with its metadata; the inner error is the
+    /// component's own description of why it refused.
+    fn init<'a>(
+        &'a self,
+        store: &'a mut Store<InstanceState>,
+        metadata: &'a Vec<(String, String)>,
+    ) -> CallFuture<'a, Result<(), String>>;
+}
+
+/// One live instance: its store and the bindings to call into it.
+pub struct PooledInstance<W> {
+    /// The instance's store.
+    pub store: Store<InstanceState>,
+    /// The world's exports.
+    pub bindings: W,
+}
+
+/// Sizing and deadlines of one pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// The most instances alive at once; 1 for stores that must not be shared.
+    pub max_instances: usize,
+    /// The most callers that may queue for an instance before calls are refused.
+    pub max_waiting: usize,
+}
+
+/// Why a call did not return the component's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its deadline (including waiting for an instance).
+    #[error("did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The guest trapped: panic, memory limit, stack overflow, bad import use.
+    #[error("trapped: {0}")]
+    Trapped(String),
+    /// No instance could be had: the wait queue is full.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+    /// A new instance could not be created or refused `init`.
+    #[error("could not start an instance: {0}")]
+    Start(String),
+}
+
+/// The pool of one component.
+pub struct InstancePool<W: PooledWorld> {
+    inner: Arc<PoolInner<W>>,
+}
+
+impl<W: PooledWorld> Clone for InstancePool<W> {
+    fn clone(&self) -> Self {
+        InstancePool {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct PoolInner<W: PooledWorld> {
+    name: Arc<str>,
+    engine: Engine,
+    pre: W::Pre,
+    grant: CapabilityGrant,
+    metadata: Vec<(String, String)>,
+    settings: PoolSettings,
+    idle: Mutex<Vec<PooledInstance<W>>>,
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+impl<W: PooledWorld> InstancePool<W> {
+    /// A pool for component `name`. It starts one instance right away, so a
+    /// component that fails to instantiate or `init` fails here, at load time.
+    pub async fn start(
+        name: &str,
+        engine: &Engine,
+        pre: W::Pre,
+        grant: CapabilityGrant,
+        metadata: Vec<(String, String)>,
+        settings: PoolSettings,
+    ) -> Result<Self, CallError> {
+        let max = settings.max_instances.max(1);
+        let pool = InstancePool {
+            inner: Arc::new(PoolInner {
+                name: Arc::from(name),
+                engine: engine.clone(),
+                pre,
+                grant,
+                metadata,
+                settings,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(max)),
+                waiting: AtomicUsize::new(0),
+            }),
+        };
+        let first = pool.inner.new_instance().await?;
+        pool.inner.push_idle(first);
+        Ok(pool)
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Runs `call` on an instance under the component's deadline. The
+    /// instance goes back to the pool only if the call returned normally.
+    pub async fn call<R, F>(&self, call: F) -> Result<R, CallError>
+    where
+        F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
+    {
+        let timeout = self.inner.grant.call_timeout;
+        let deadline = Instant::now() + timeout;
+        let mut lease = self.lease(deadline).await?;
+        let instance = lease.instance_mut()?;
+        instance.store.data_mut().deadline = deadline;
+        instance.store.set_epoch_deadline(1);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // The epoch callback stops a guest that computes past its deadline; this
+        // timer stops one that waits on I/O past it.
+        match tokio::time::timeout(remaining, call(instance)).await {
+            Ok(Ok(answer)) => {
+                lease.release();
+                Ok(answer)
+            }
+            Ok(Err(trap)) => Err(classify(&trap, deadline, timeout)),
+            Err(_) => Err(CallError::Timeout(timeout)),
+        }
+    }
+
+    async fn lease(&self, deadline: Instant) -> Result<Lease<W>, CallError> {
+        let inner = &self.inner;
+        let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
+                let _unqueue = Unqueue(&inner.waiting);
+                if queued >= inner.settings.max_waiting {
+                    return Err(CallError::Overloaded(format!(
+                        "all {} instances are busy and {queued} calls are already waiting",
+                        inner.settings.max_instances
+                    )));
+                }
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(wait, Arc::clone(&inner.permits).acquire_owned()).await
+                {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => return Err(CallError::Overloaded("the pool is closed".into())),
+                    Err(_) => return Err(CallError::Timeout(inner.grant.call_timeout)),
+                }
+            }
+        };
+        let idle = inner.pop_idle();
+        let instance = match idle {
+            Some(instance) => instance,
+            None => inner.new_instance().await?,
+        };
+        Ok(Lease {
+            pool: Arc::clone(inner),
+            instance: Some(instance),
+            _permit: permit,
+        })
+    }
+}
+
+impl<W: PooledWorld> PoolInner<W> {
+    async fn new_instance(&self) -> Result<PooledInstance<W>, CallError> {
+        let wasi = self
+            .grant
+            .wasi_ctx(&self.name)
+            .map_err(|err| CallError::Start(format!("{err:#}")))?;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.grant.memory_bytes)
+            // A guest that asks for more memory than granted traps with a clear
+            // message instead of seeing an allocation failure it may mishandle.
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            InstanceState::new(Arc::clone(&self.name), wasi, limits),
+        );
+        store.limiter(|state| &mut state.limits);
+        // At every epoch tick a running guest either yields to the executor
+        // (so it never starves other requests) or, past its deadline, traps.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let timeout = self.grant.call_timeout;
+        let deadline = Instant::now() + timeout;
+        store.data_mut().deadline = deadline;
+        store.set_epoch_deadline(1);
+        let start = async {
+            let bindings = W::instantiate(&self.pre, &mut store)
+                .await
+                .map_err(|trap| classify(&trap, deadline, timeout))?;
+            match bindings.init(&mut store, &self.metadata).await {
+                Ok(Ok(())) => Ok(bindings),
+                Ok(Err(refusal)) => Err(CallError::Start(format!("init failed: {refusal}"))),
+                Err(trap) => Err(classify(&trap, deadline, timeout)),
+            }
+        };
+        let bindings = match tokio::time::timeout(timeout, start).await {
+            Ok(Ok(bindings)) => bindings,
+            Ok(Err(CallError::Start(message))) => return Err(CallError::Start(message)),
+            Ok(Err(other)) => return Err(CallError::Start(other.to_string())),
+            Err(_) => return Err(CallError::Start(CallError::Timeout(timeout).to_string())),
+        };
+        Ok(PooledInstance { store, bindings })
+    }
+
+    fn pop_idle(&self) -> Option<PooledInstance<W>> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    fn push_idle(&self, instance: PooledInstance<W>) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(instance);
+        }
+    }
+}
+
+/// An instance checked out of the pool. Dropped without `release`, the
+/// instance is discarded: its call failed or was abandoned midway, so its
+/// state cannot be trusted.
+struct Lease<W: PooledWorld> {
+    pool: Arc<PoolInner<W>>,
+    instance: Option<PooledInstance<W>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<W: PooledWorld> Lease<W> {
+    fn instance_mut(&mut self) -> Result<&mut PooledInstance<W>, CallError> {
+        self.instance
+            .as_mut()
+            .ok_or_else(|| CallError::Start("instance already released".into()))
+    }
+
+    fn release(mut self) {
+        if let Some(instance) = self.instance.take() {
+            self.pool.push_idle(instance);
+        }
+    }
+}
+
+struct Unqueue<'a>(&'a AtomicUsize);
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Tells a deadline interruption from any other trap.
+fn classify(trap: &wasmtime::Error, deadline: Instant, timeout: Duration) -> CallError {
+    let interrupted = matches!(trap.downcast_ref::<Trap>(), Some(Trap::Interrupt));
+    if interrupted || Instant::now() >= deadline {
+        CallError::Timeout(timeout)
+    } else {
+        CallError::Trapped(trap_reason(trap))
+    }
+}
+
+/// The trap's own message plus its root cause, on one line.
+fn trap_reason(trap: &wasmtime::Error) -> String {
+    let mut reason = trap.to_string();
+    if let Some(trap_code) = trap.downcast_ref::<Trap>() {
+        let code = trap_code.to_string();
+        if !reason.contains(&code) {
+            reason = format!("{reason}: {code}");
+        }
+    }
+    let root = trap.root_cause().to_string();
+    if !reason.contains(&root) {
+        reason = format!("{reason}: {root}");
+    }
+    reason
+}
