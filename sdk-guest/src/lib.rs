@@ -9,7 +9,9 @@
 
 pub mod log;
 pub mod metadata;
+pub mod query;
 pub mod state;
+pub mod state_rules;
 
 /// Raw bindings generated from `wit/`. Component code should prefer the
 /// re-exports in this crate's modules; the bindings are public so the
