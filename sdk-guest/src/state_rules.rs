@@ -20,7 +20,18 @@ pub use clock::{Clock, ManualTime};
 pub use etag::{check_concurrency, parse_etag};
 pub use record::{Record, Stamp};
 
-use crate::Result;
+use crate::{Feature, Result};
+
+/// The optional features a store that follows these rules and runs
+/// [`crate::query`] has, so such stores declare the same list.
+pub fn features() -> Vec<Feature> {
+    vec![
+        Feature::Etag,
+        Feature::Transactional,
+        Feature::Ttl,
+        Feature::QueryApi,
+    ]
+}
 
 /// The storage a store gives the rules: versioned records by key. Reads see
 /// the record as stored, expired or not; the rules decide what is live.

@@ -13,7 +13,7 @@ mod staged;
 
 use outrig_sdk::query::Query;
 use outrig_sdk::state::*;
-use outrig_sdk::state_rules::{Clock, Record, apply_delete, apply_set, apply_transaction};
+use outrig_sdk::state_rules::{self, Clock, Record, apply_delete, apply_set, apply_transaction};
 use outrig_sdk::{Feature, Metadata, Result};
 use records::Records;
 use staged::Staged;
@@ -48,12 +48,7 @@ impl StateStore for Memory {
     }
 
     fn features() -> Vec<Feature> {
-        vec![
-            Feature::Etag,
-            Feature::Transactional,
-            Feature::Ttl,
-            Feature::QueryApi,
-        ]
+        state_rules::features()
     }
 
     fn get(&mut self, request: GetRequest) -> Result<Option<Item>> {
