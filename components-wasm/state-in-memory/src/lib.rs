@@ -74,8 +74,7 @@ impl StateStore for Memory {
         let now = self.now_purged();
         let mut staged = Staged::new(&mut self.records);
         apply_transaction(&mut staged, operations, now)?;
-        staged.commit();
-        Ok(())
+        staged.commit()
     }
 
     fn query(&mut self, request: QueryRequest) -> Result<QueryResponse> {

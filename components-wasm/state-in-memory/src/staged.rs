@@ -23,14 +23,13 @@ impl<'a> Staged<'a> {
     }
 
     /// Applies every staged change to the records.
-    pub(crate) fn commit(self) {
-        for (key, change) in self.changes {
-            // Both calls on `Records` are infallible; the trait's `Result` is for other tables.
-            let _ = match change {
+    pub(crate) fn commit(self) -> Result<()> {
+        self.changes
+            .into_iter()
+            .try_for_each(|(key, change)| match change {
                 Some(record) => self.base.save(&key, record),
                 None => self.base.remove(&key),
-            };
-        }
+            })
     }
 }
 
@@ -98,7 +97,7 @@ mod tests {
         let mut staged = Staged::new(&mut base);
         staged.save("new", record(3)).expect("stage");
         staged.remove("dropped").expect("stage");
-        staged.commit();
+        staged.commit().expect("commit");
         assert!(
             base.get("new").is_some() && base.get("dropped").is_none(),
             "committed"

@@ -23,8 +23,8 @@ pub(crate) fn encode(record: &Record) -> Vec<u8> {
     bytes
 }
 
-/// The stamp of stored bytes, without copying the value.
-pub(crate) fn decode_stamp(bytes: &[u8]) -> Result<Stamp> {
+/// The stamp and the value of stored bytes, without copying the value.
+pub(crate) fn split(bytes: &[u8]) -> Result<(Stamp, &[u8])> {
     let header: &[u8; HEADER] = bytes
         .get(..HEADER)
         .and_then(|h| h.try_into().ok())
@@ -38,19 +38,16 @@ pub(crate) fn decode_stamp(bytes: &[u8]) -> Result<Stamp> {
         u64::from_le_bytes(le)
     };
     let expires_at_ms = Some(word(9)).filter(|&at| at != 0);
-    Ok(Stamp {
+    let stamp = Stamp {
         version: word(1),
         expires_at_ms,
-    })
+    };
+    Ok((stamp, &bytes[HEADER..]))
 }
 
-/// The whole record of stored bytes.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
-    let stamp = decode_stamp(bytes)?;
-    Ok(Record {
-        value: bytes[HEADER..].to_vec(),
-        stamp,
-    })
+/// The stamp of stored bytes.
+pub(crate) fn decode_stamp(bytes: &[u8]) -> Result<Stamp> {
+    split(bytes).map(|(stamp, _)| stamp)
 }
 
 fn corrupt(detail: String) -> Error {
@@ -77,7 +74,10 @@ mod tests {
                 },
             };
             let bytes = encode(&record);
-            assert_eq!(decode(&bytes).ok(), Some(record.clone()));
+            let decoded = split(&bytes)
+                .ok()
+                .map(|(stamp, value)| (stamp, value.to_vec()));
+            assert_eq!(decoded, Some((record.stamp, record.value.clone())));
             assert_eq!(decode_stamp(&bytes).ok(), Some(record.stamp));
         }
     }
@@ -94,10 +94,7 @@ mod tests {
         let mut wrong_format = good.clone();
         wrong_format[0] = 9;
         for bytes in [&[][..], &good[..16], &wrong_format[..]] {
-            assert!(
-                matches!(decode(bytes), Err(Error::Internal(_))),
-                "{bytes:?}"
-            );
+            assert!(matches!(split(bytes), Err(Error::Internal(_))), "{bytes:?}");
         }
     }
 }

@@ -88,8 +88,8 @@ impl StateStore for Redb {
         let Some(bytes) = records.get(request.key.as_str()).map_err(storage)? else {
             return Ok(None);
         };
-        let record = codec::decode(bytes.value())?;
-        Ok(record.stamp.is_live(now).then(|| record.to_item()))
+        let (stamp, value) = codec::split(bytes.value())?;
+        Ok(stamp.is_live(now).then(|| stamp.item(value.to_vec())))
     }
 
     fn set(&mut self, request: SetRequest) -> Result<()> {
@@ -118,9 +118,9 @@ impl StateStore for Redb {
             if !key.value().starts_with(&request.key_prefix) {
                 break;
             }
-            let record = codec::decode(bytes.value())?;
-            if record.stamp.is_live(now) {
-                candidates.push(record.to_query_item(key.value()));
+            let (stamp, value) = codec::split(bytes.value())?;
+            if stamp.is_live(now) {
+                candidates.push(stamp.query_item(key.value(), value.to_vec()));
             }
         }
         Ok(query.run(candidates))

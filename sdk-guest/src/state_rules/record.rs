@@ -38,6 +38,26 @@ impl Stamp {
     }
 }
 
+impl Stamp {
+    /// `value` as `get` returns it under this stamp.
+    pub fn item(&self, value: Vec<u8>) -> Item {
+        Item {
+            value,
+            etag: Some(self.etag()),
+            expires_at_unix: self.expires_at_unix(),
+        }
+    }
+
+    /// `value` as a query candidate under `key` and this stamp.
+    pub fn query_item(&self, key: &str, value: Vec<u8>) -> QueryItem {
+        QueryItem {
+            key: key.to_owned(),
+            value,
+            etag: Some(self.etag()),
+        }
+    }
+}
+
 /// One stored value with its stamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -50,20 +70,12 @@ pub struct Record {
 impl Record {
     /// The record as `get` returns it.
     pub fn to_item(&self) -> Item {
-        Item {
-            value: self.value.clone(),
-            etag: Some(self.stamp.etag()),
-            expires_at_unix: self.stamp.expires_at_unix(),
-        }
+        self.stamp.item(self.value.clone())
     }
 
     /// The record as a query candidate under `key`.
     pub fn to_query_item(&self, key: &str) -> QueryItem {
-        QueryItem {
-            key: key.to_owned(),
-            value: self.value.clone(),
-            etag: Some(self.stamp.etag()),
-        }
+        self.stamp.query_item(key, self.value.clone())
     }
 }
 
