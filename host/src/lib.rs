@@ -12,3 +12,6 @@ pub mod config;
 pub mod bindings;
 pub mod components;
 pub mod runtime;
+
+#[cfg(test)]
+mod test_util;

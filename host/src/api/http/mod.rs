@@ -1,1 +1,116 @@
-//! HTTP API: to be written.
+//! Dapr's v1 HTTP API as an axum [`Router`].
+//!
+//! The router only decodes, calls a block, and encodes. The parts:
+//! - [`error`]: [`ApiError`], the single place failures become responses;
+//! - `extract`: path, query and body extractors failing with Dapr's body;
+//! - `auth`: the `dapr-api-token` check;
+//! - `state`, `metadata`, `health`, `shutdown`: one module per API area.
+//!
+//! The server that runs the router (listener, graceful shutdown) lives with
+//! the sidecar's composition, not here.
+
+mod auth;
+pub mod error;
+mod extract;
+mod health;
+mod metadata;
+mod shutdown;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use auth::API_TOKEN_HEADER;
+pub use error::ApiError;
+
+use super::ApiContext;
+use crate::blocks::state::StateBlock;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// The largest request body accepted by default: 4 MiB, Dapr's default
+/// `--max-body-size`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What every handler shares.
+pub struct HttpState {
+    ctx: Arc<ApiContext>,
+    state: StateBlock,
+    /// Attributes set with `PUT /v1.0/metadata/{key}`; in memory only, as in Dapr.
+    extended: RwLock<BTreeMap<String, String>>,
+    max_body_bytes: usize,
+}
+
+impl HttpState {
+    fn extended_snapshot(&self) -> BTreeMap<String, String> {
+        match self.extended.read() {
+            Ok(map) => map.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_extended(&self, key: String, value: String) {
+        let mut map = match self.extended.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.insert(key, value);
+    }
+}
+
+/// The HTTP API over `ctx`, with Dapr's default body limit.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    router_with_body_limit(ctx, DEFAULT_MAX_BODY_BYTES)
+}
+
+/// The HTTP API over `ctx`, refusing bodies larger than `max_body_bytes` with 413.
+pub fn router_with_body_limit(ctx: Arc<ApiContext>, max_body_bytes: usize) -> Router {
+    let shared = Arc::new(HttpState {
+        state: StateBlock::new(&ctx.app_id, ctx.catalog.clone()),
+        ctx,
+        extended: RwLock::new(BTreeMap::new()),
+        max_body_bytes,
+    });
+    Router::new()
+        .route("/v1.0/state/{store}", post(state::save).put(state::save))
+        .route(
+            "/v1.0/state/{store}/{key}",
+            get(state::get).delete(state::delete),
+        )
+        .route(
+            "/v1.0/state/{store}/bulk",
+            post(state::bulk_get).put(state::bulk_get),
+        )
+        .route(
+            "/v1.0/state/{store}/transaction",
+            post(state::transaction).put(state::transaction),
+        )
+        .route(
+            "/v1.0-alpha1/state/{store}/query",
+            post(state::query).put(state::query),
+        )
+        .route("/v1.0/metadata", get(metadata::get))
+        .route("/v1.0/metadata/{key}", put(metadata::put))
+        .route("/v1.0/healthz", get(health::healthz))
+        .route("/v1.0/healthz/outbound", get(health::outbound))
+        .route("/v1.0/shutdown", post(shutdown::shutdown))
+        // Dapr hands every unmatched request (wrong path or wrong method) to
+        // service invocation, which answers 404 without a target app.
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        // Middleware runs before extractors: the token is checked before any
+        // body is read, on every route and on the fallback.
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_api_token,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(shared)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::route_not_found()
+}

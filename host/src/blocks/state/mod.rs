@@ -189,4 +189,8 @@ pub trait StateStore: Send + Sync {
     /// Runs a query.
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, ComponentError>;
 }
+pub mod error;
 pub mod service;
+
+pub use error::{ErrorKind, StateError, StateOp};
+pub use service::{BulkGetRequest, OperationKind, StateBlock};

@@ -1,0 +1,103 @@
+//! `GET /v1.0/metadata` and `PUT /v1.0/metadata/{key}`: what the sidecar
+//! serves, in Dapr's shape, plus Outrig's own fields per component.
+
+use super::HttpState;
+use super::error::ApiError;
+use super::extract::{Body, PathParams};
+use crate::blocks::catalog::{ComponentInfo, LoadStatus};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The `extended` attribute Dapr always reports.
+const RUNTIME_VERSION_ATTRIBUTE: &str = "daprRuntimeVersion";
+
+/// Dapr's metadata answer. Lists Outrig does not serve yet are present and empty.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireMetadata {
+    id: String,
+    runtime_version: &'static str,
+    enabled_features: Vec<String>,
+    actors: Vec<()>,
+    components: Vec<WireComponent>,
+    extended: BTreeMap<String, String>,
+    subscriptions: Vec<()>,
+    http_endpoints: Vec<()>,
+}
+
+/// One component: Dapr's `name`, `type`, `version`, `capabilities`, then Outrig's
+/// `status`, `error`, `sha256`, `source` (SDKs ignore fields they do not know).
+#[derive(Serialize)]
+struct WireComponent {
+    name: String,
+    #[serde(rename = "type")]
+    component_type: String,
+    version: String,
+    capabilities: Vec<&'static str>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    source: String,
+}
+
+impl From<ComponentInfo> for WireComponent {
+    fn from(info: ComponentInfo) -> Self {
+        let (status, error) = match info.status {
+            LoadStatus::Loaded => ("loaded", None),
+            LoadStatus::Failed(error) => ("failed", Some(error)),
+        };
+        WireComponent {
+            capabilities: info.features.iter().map(|f| f.dapr_name()).collect(),
+            name: info.name,
+            component_type: info.component_type,
+            version: info.version,
+            status,
+            error,
+            sha256: info.sha256,
+            source: info.source,
+        }
+    }
+}
+
+/// `GET /v1.0/metadata`.
+pub async fn get(State(state): State<Arc<HttpState>>) -> Response {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut extended = state.extended_snapshot();
+    extended.insert(RUNTIME_VERSION_ATTRIBUTE.to_owned(), version.to_owned());
+    Json(WireMetadata {
+        id: state.ctx.app_id.clone(),
+        runtime_version: version,
+        enabled_features: Vec::new(),
+        actors: Vec::new(),
+        components: state
+            .ctx
+            .catalog
+            .infos()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        extended,
+        subscriptions: Vec::new(),
+        http_endpoints: Vec::new(),
+    })
+    .into_response()
+}
+
+/// `PUT /v1.0/metadata/{key}`: the body (text) becomes `extended.{key}`; 204.
+pub async fn put(
+    State(state): State<Arc<HttpState>>,
+    PathParams(key): PathParams<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let value = String::from_utf8(body.0.to_vec())
+        .map_err(|_| ApiError::bad_parameter("the metadata value is not UTF-8 text"))?;
+    state.set_extended(key, value);
+    Ok(StatusCode::NO_CONTENT)
+}
