@@ -10,3 +10,6 @@ pub mod loader;
 pub mod state;
 
 pub use loader::{ComponentHost, LoadContext};
+
+#[cfg(test)]
+mod tests;

@@ -131,11 +131,15 @@ mod tests {
             ("0.0.0.0:8080", SocketAddrUse::TcpBind, false),
             ("127.0.0.1:0", SocketAddrUse::TcpBind, false),
             ("0.0.0.0:0", SocketAddrUse::TcpListen, false),
-            ("127.0.0.1:6379", SocketAddrUse::UdpConnect, false),
+            ("127.0.0.1:6379", SocketAddrUse::UdpSend, false),
         ];
         for (addr, usage, expected) in cases {
             let addr: SocketAddr = addr.parse().expect("addr");
-            assert_eq!(is_permitted(&allowed, addr, *usage), *expected, "{addr} {usage:?}");
+            assert_eq!(
+                is_permitted(&allowed, addr, *usage),
+                *expected,
+                "{addr} {usage:?}"
+            );
         }
     }
 
@@ -147,6 +151,10 @@ mod tests {
         assert!(addrs.contains(&"127.0.0.1:6379".parse().expect("addr")));
         assert!(addrs.contains(&"[::1]:1".parse().expect("addr")));
         assert!(resolve_outbound(&["tcp://localhost".into()]).await.is_err());
-        assert!(resolve_outbound(&["tcp://localhost:http".into()]).await.is_err());
+        assert!(
+            resolve_outbound(&["tcp://localhost:http".into()])
+                .await
+                .is_err()
+        );
     }
 }
