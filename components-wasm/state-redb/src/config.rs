@@ -11,6 +11,11 @@ pub(crate) struct Config {
     /// redb's page cache, in bytes. redb's own default (1 GiB) would outgrow
     /// the memory a component is usually granted.
     pub(crate) cache_bytes: usize,
+    /// Whether commits also save redb's allocator state. The guest never
+    /// closes the database cleanly (an instance is dropped, not shut down),
+    /// so every reopen is a crash recovery: a full scan of the file without
+    /// this, near-instant with it, at the price of slower commits.
+    pub(crate) quick_repair: bool,
 }
 
 /// `dir`: the guest path of the directory the host preopens for the store.
@@ -19,6 +24,8 @@ const DIR: &str = "dir";
 const FILE_NAME: &str = "fileName";
 /// `cacheSizeMiB`: the page cache size.
 const CACHE_SIZE_MIB: &str = "cacheSizeMiB";
+/// `quickRepair`: see [`Config::quick_repair`].
+const QUICK_REPAIR: &str = "quickRepair";
 
 const DEFAULT_DIR: &str = "/data";
 const DEFAULT_FILE_NAME: &str = "state.redb";
@@ -68,6 +75,7 @@ impl Config {
         Ok(Config {
             path: PathBuf::from(dir).join(file_name),
             cache_bytes: cache_mib.saturating_mul(1 << 20),
+            quick_repair: metadata.flag(QUICK_REPAIR, false)?,
         })
     }
 }
@@ -88,26 +96,35 @@ mod tests {
     #[test]
     fn parse_table() {
         let cases = [
-            (vec![], Some(("/data/state.redb", 16))),
+            (vec![], Some(("/data/state.redb", 16, false))),
             (
-                vec![("dir", "/var/x"), ("fileName", "a.db")],
-                Some(("/var/x/a.db", 16)),
+                vec![("dir", "/x"), ("fileName", "a.db")],
+                Some(("/x/a.db", 16, false)),
             ),
             (
                 vec![("DIR", "/d"), ("filename", "")],
-                Some(("/d/state.redb", 16)),
+                Some(("/d/state.redb", 16, false)),
             ),
-            (vec![("cacheSizeMiB", "4")], Some(("/data/state.redb", 4))),
+            (
+                vec![("cacheSizeMiB", "4")],
+                Some(("/data/state.redb", 4, false)),
+            ),
+            (
+                vec![("quickRepair", "true")],
+                Some(("/data/state.redb", 16, true)),
+            ),
+            (vec![("quickRepair", "maybe")], None),
             (vec![("cacheSizeMiB", "0")], None),
             (vec![("cacheSizeMiB", "lots")], None),
             (vec![("fileName", "../escape.db")], None),
             (vec![("fileName", "..")], None),
         ];
         for (pairs, want) in cases {
-            let got = Config::parse(&metadata(&pairs))
-                .ok()
-                .map(|c| (c.path.display().to_string(), c.cache_bytes >> 20));
-            let want = want.map(|(path, mib)| (path.to_string(), mib));
+            let got = Config::parse(&metadata(&pairs)).ok().map(|c| {
+                let path = c.path.display().to_string();
+                (path, c.cache_bytes >> 20, c.quick_repair)
+            });
+            let want = want.map(|(path, mib, quick)| (path.to_string(), mib, quick));
             assert_eq!(got, want, "{pairs:?}");
         }
     }

@@ -9,9 +9,11 @@
 //! every write, and every transaction, is one redb write transaction.
 //!
 //! Metadata: `dir` (guest path of the granted directory, default `/data`),
-//! `fileName` (default `state.redb`), `cacheSizeMiB` (default 16). redb
-//! cannot lock the file under WASI, so the host must run one instance of
-//! this store per file.
+//! `fileName` (default `state.redb`), `cacheSizeMiB` (default 16),
+//! `quickRepair` (default false: faster commits, but a reopen scans the
+//! whole file, since a guest is never shut down cleanly). redb cannot lock
+//! the file under WASI, so the host must run one instance of this store per
+//! file.
 
 mod codec;
 mod config;
@@ -29,6 +31,7 @@ use tables::{RECORDS, WriteTables, storage};
 pub struct Redb {
     db: Database,
     clock: Clock,
+    quick_repair: bool,
 }
 
 impl Redb {
@@ -44,7 +47,11 @@ impl Redb {
                     config.path.display()
                 ))
             })?;
-        let store = Redb { db, clock };
+        let store = Redb {
+            db,
+            clock,
+            quick_repair: config.quick_repair,
+        };
         // Create the tables now, so reads never meet a missing table.
         store.write(|_, _| Ok(()))?;
         Ok(store)
@@ -54,7 +61,8 @@ impl Redb {
     /// expired; commits only if `change` succeeds.
     fn write<T>(&self, change: impl FnOnce(&mut WriteTables, u64) -> Result<T>) -> Result<T> {
         let now = self.clock.now_ms();
-        let txn = self.db.begin_write().map_err(storage)?;
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_quick_repair(self.quick_repair);
         let outcome = WriteTables::open(&txn).and_then(|mut tables| {
             tables.purge_expired(now)?;
             change(&mut tables, now)
