@@ -14,6 +14,7 @@ mod auth;
 mod config;
 mod conn;
 mod ops;
+mod query;
 mod schema;
 mod sql;
 #[cfg(test)]
@@ -223,7 +224,12 @@ impl StateStore for PgStore {
     }
 
     fn features() -> Vec<Feature> {
-        vec![Feature::Etag, Feature::Transactional, Feature::Ttl]
+        vec![
+            Feature::Etag,
+            Feature::Transactional,
+            Feature::Ttl,
+            Feature::QueryApi,
+        ]
     }
 
     fn get(&mut self, request: GetRequest) -> Result<Option<Item>> {
@@ -278,6 +284,13 @@ impl StateStore for PgStore {
         } else {
             Err(Error::EtagMismatch)
         }
+    }
+
+    fn query(&mut self, request: QueryRequest) -> Result<QueryResponse> {
+        let translated = query::translate(&self.config.table, &request.query, &request.key_prefix)
+            .map_err(|message| Error::invalid(format!("query: {message}")))?;
+        let result = self.session(true, |conn, _| ops::query(conn, &translated))?;
+        result.map_err(|message| Error::internal(format!("postgres: unreadable row: {message}")))
     }
 }
 

@@ -4,9 +4,10 @@
 //! server.
 
 use crate::conn::{PgConnection, PgError};
+use crate::query::Translated;
 use crate::sql::{Statements, text_array};
 use crate::value::{self, Stored};
-use outrig_sdk::state::{BulkItem, Item};
+use outrig_sdk::state::{BulkItem, Item, QueryItem, QueryResponse};
 use std::collections::HashMap;
 use std::io::{Read, Write as IoWrite};
 
@@ -84,6 +85,37 @@ pub fn read_many<S: Read + IoWrite>(
             BulkItem { key, item, error }
         })
         .collect())
+}
+
+/// Runs a translated query. Rows that cannot be decoded fail the query, as
+/// a page with holes would mislead the caller.
+pub fn query<S: Read + IoWrite>(
+    conn: &mut PgConnection<S>,
+    query: &Translated,
+) -> Result<Result<QueryResponse, String>, PgError> {
+    let params: Vec<Option<&str>> = query
+        .params
+        .iter()
+        .map(|param| Some(param.as_str()))
+        .collect();
+    let rows = conn.execute(&query.sql, &params)?;
+    let results = rows.rows.into_iter().map(|row| {
+        item_from(row).map(|(key, item)| QueryItem {
+            key,
+            value: item.value,
+            etag: item.etag,
+        })
+    });
+    let results = match results.collect::<Result<Vec<_>, _>>() {
+        Ok(results) => results,
+        Err(message) => return Ok(Err(message)),
+    };
+    // Like Dapr, a paged query always hands out the next offset; an empty
+    // page tells the caller it has seen everything.
+    let token = query
+        .limit
+        .map(|_| (query.offset + results.len() as u64).to_string());
+    Ok(Ok(QueryResponse { results, token }))
 }
 
 /// A row of the read columns (`key, value, isbinary, xmin, expiry`) as an item.

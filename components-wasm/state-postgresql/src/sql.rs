@@ -7,7 +7,7 @@ const LIVE: &str = "(expiredate IS NULL OR expiredate > CURRENT_TIMESTAMP)";
 /// The expiry for a TTL in seconds bound as `$4`; NULL (no TTL) gives NULL.
 const EXPIRY: &str = "CURRENT_TIMESTAMP + $4::integer * interval '1 second'";
 /// The columns a read returns, in the order [`crate::ops`] expects them.
-const COLUMNS: &str =
+pub const COLUMNS: &str =
     "key, value, isbinary, xmin::text, ceil(extract(epoch FROM expiredate))::bigint";
 
 /// Every statement the store runs against its table.

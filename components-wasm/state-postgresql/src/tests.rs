@@ -491,3 +491,123 @@ fn unreachable_servers_are_unavailable_and_init_stays_lazy() {
     let bad = PgStore::init(metadata(&[("connectionString", "host=h sslmode=require")]));
     assert!(matches!(bad, Err(Error::NotSupported(_))));
 }
+
+#[test]
+fn queries_filter_sort_and_page_over_json_values() {
+    let mut f = Fixture::new("query", &[("cleanupIntervalInSeconds", "0")]);
+    let people = [
+        (
+            "app||ann",
+            r#"{"person": {"org": "dev", "age": 9}, "state": "CA"}"#,
+        ),
+        (
+            "app||bob",
+            r#"{"person": {"org": "ops", "age": 10}, "state": "WA"}"#,
+        ),
+        (
+            "app||cyd",
+            r#"{"person": {"org": "dev", "age": 31.5}, "state": "CA"}"#,
+        ),
+        (
+            "app||dee",
+            r#"{"person": {"org": "hr", "age": "40"}, "state": "NY"}"#,
+        ),
+        ("app||raw", "not json"),
+        (
+            "other||eve",
+            r#"{"person": {"org": "dev", "age": 20}, "state": "CA"}"#,
+        ),
+    ];
+    let sets = people
+        .iter()
+        .map(|(key, value)| set(key, value.as_bytes(), None))
+        .collect();
+    f.store.bulk_set(sets).expect("seed");
+    f.store
+        .set(with_ttl(set("app||old", br#"{"state": "CA"}"#, None), 1))
+        .expect("seed");
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let mut run = |query: &str, token: Option<&str>| {
+        let query = match token {
+            Some(token) => query.replace("TOKEN", token),
+            None => query.replace(", \"token\": \"TOKEN\"", ""),
+        };
+        let request = QueryRequest {
+            query,
+            key_prefix: "app||".into(),
+            metadata: vec![],
+        };
+        let response = f.store.query(request).expect("query runs");
+        let keys: Vec<String> = response
+            .results
+            .iter()
+            .map(|r| r.key.trim_start_matches("app||").to_string())
+            .collect();
+        assert!(response.results.iter().all(|r| r.etag.is_some()));
+        (keys.join(","), response.token)
+    };
+    // Each query and the keys it must return, in order. Sorting follows
+    // jsonb: numbers before strings, missing fields last (first when DESC).
+    let cases = [
+        (r#"{"filter": {"EQ": {"state": "CA"}}}"#, "ann,cyd"),
+        (r#"{"filter": {"NEQ": {"person.org": "dev"}}}"#, "bob,dee"),
+        (r#"{"filter": {"GT": {"person.age": 9.5}}}"#, "bob,cyd"),
+        (r#"{"filter": {"LTE": {"person.age": 10}}}"#, "ann,bob"),
+        (
+            r#"{"filter": {"IN": {"person.org": ["hr", "ops"]}}}"#,
+            "bob,dee",
+        ),
+        (
+            r#"{"filter": {"OR": [{"EQ": {"state": "NY"}}, {"AND": [{"EQ": {"person.org": "dev"}}, {"GTE": {"person.age": 31.5}}]}]}}"#,
+            "cyd,dee",
+        ),
+        (
+            r#"{"sort": [{"key": "person.age", "order": "DESC"}]}"#,
+            "raw,cyd,bob,ann,dee",
+        ),
+        (
+            r#"{"filter": {}, "sort": [{"key": "state"}, {"key": "person.age", "order": "DESC"}]}"#,
+            "cyd,ann,dee,bob,raw",
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(run(query, None).0, expected, "{query}");
+    }
+    let paged = r#"{"filter": {"EQ": {"state": "CA"}}, "page": {"limit": 1, "token": "TOKEN"}}"#;
+    assert_eq!(run(paged, None), ("ann".to_string(), Some("1".to_string())));
+    assert_eq!(
+        run(paged, Some("1")),
+        ("cyd".to_string(), Some("2".to_string()))
+    );
+    assert_eq!(
+        run(paged, Some("2")),
+        (String::new(), Some("2".to_string()))
+    );
+
+    let raw = QueryRequest {
+        query: r#"{"filter": {"EQ": {"x": 1}}, "page": {"limit": 5}}"#.into(),
+        key_prefix: "app||raw".into(),
+        metadata: vec![],
+    };
+    assert!(f.store.query(raw).expect("runs").results.is_empty());
+    let all = QueryRequest {
+        query: "{}".into(),
+        key_prefix: "app||raw".into(),
+        metadata: vec![],
+    };
+    let item = f
+        .store
+        .query(all)
+        .expect("runs")
+        .results
+        .pop()
+        .expect("the binary row");
+    assert_eq!(item.value, b"not json".to_vec());
+    let bad = QueryRequest {
+        query: r#"{"filter": {"GT": {"a": "x"}}}"#.into(),
+        key_prefix: String::new(),
+        metadata: vec![],
+    };
+    assert!(matches!(f.store.query(bad), Err(Error::InvalidArgument(_))));
+}
