@@ -110,6 +110,11 @@ impl PgStore {
             PgError::Server(ref server_error) if is_transient(&server_error.code) => {
                 Error::unavailable(format!("{server}: {err}"))
             }
+            // Data exceptions: the request carried something the column
+            // types cannot hold (a NUL in a key, a number out of range).
+            PgError::Server(ref server_error) if server_error.code.starts_with("22") => {
+                Error::invalid(format!("{server}: {err}"))
+            }
             PgError::Server(_) => Error::internal(format!("{server}: {err}")),
         }
     }
@@ -275,8 +280,11 @@ impl StateStore for PgStore {
                 Operation::Delete(request) => delete_write(request),
             })
             .collect::<Result<_>>()?;
-        if writes.is_empty() {
-            return Ok(());
+        match writes.len() {
+            0 => return Ok(()),
+            // One statement is atomic on its own; skip BEGIN/COMMIT as Dapr does.
+            1 => return self.write_each(writes),
+            _ => {}
         }
         let applied = self.session(false, |conn, sql| ops::apply_all(conn, sql, &writes))?;
         if applied {

@@ -359,15 +359,16 @@ fn transactions_are_all_or_nothing() {
     );
     assert!(f.get("a").is_none(), "the first operation was rolled back");
 
-    // NUL cannot be stored in a text key: the server refuses mid-transaction.
+    // NUL cannot be stored in a text key: the server refuses mid-transaction,
+    // and the request is to blame.
     let failing = vec![
         Operation::Set(set("a", b"1", None)),
         Operation::Set(set("bad\0key", b"1", None)),
     ];
     assert_case(
         f.store.transact(failing, Metadata::default()),
-        Err(Error::internal("")),
-        "internal",
+        Err(Error::invalid("")),
+        "invalid-argument",
     );
     assert!(f.get("a").is_none(), "rolled back after a server error");
     assert!(

@@ -93,7 +93,7 @@ impl RedisStore {
         outcomes.into_iter().try_for_each(|outcome| match outcome {
             Ok(Outcome::Applied) => Ok(()),
             Ok(Outcome::Refused(_)) => Err(Error::EtagMismatch),
-            Err(message) => Err(Error::Internal(format!("redis: {message}"))),
+            Err(message) => Err(server_error(&message)),
         })
     }
 
@@ -143,6 +143,28 @@ fn parse_etag(etag: Option<&str>) -> Result<Option<u64>> {
     }
 }
 
+/// The contract's error for an error reply: states the server is passing
+/// through (loading its data, running a slow script, failing over, out of
+/// memory, restarted with a password) are `unavailable`, worth a retry.
+fn server_error(message: &str) -> Error {
+    const TRANSIENT: [&str; 8] = [
+        "LOADING",
+        "BUSY",
+        "READONLY",
+        "MASTERDOWN",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "OOM",
+        "NOAUTH",
+    ];
+    let code = message.split(' ').next().unwrap_or_default();
+    if TRANSIENT.contains(&code) {
+        Error::unavailable(format!("redis: {message}"))
+    } else {
+        Error::internal(format!("redis: {message}"))
+    }
+}
+
 /// Whether an error means the peer had closed the connection, rather than
 /// that it is slow or refused the request.
 fn was_closed(err: &io::Error) -> bool {
@@ -182,7 +204,7 @@ impl StateStore for RedisStore {
     fn get(&mut self, request: GetRequest) -> Result<Option<Item>> {
         let key = checked_key(request.key)?;
         match self.read(&[&key])?.pop() {
-            Some(result) => result.map_err(|message| Error::Internal(format!("redis: {message}"))),
+            Some(result) => result.map_err(|message| server_error(&message)),
             None => Ok(None),
         }
     }

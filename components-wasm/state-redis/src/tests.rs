@@ -483,3 +483,27 @@ fn unreachable_or_refusing_servers_are_unavailable() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn error_replies_map_to_retryable_or_not() {
+    let cases = [
+        (
+            "LOADING Redis is loading the dataset in memory",
+            "unavailable",
+        ),
+        ("BUSY Redis is busy running a script", "unavailable"),
+        (
+            "READONLY You can't write against a read only replica.",
+            "unavailable",
+        ),
+        ("NOAUTH Authentication required.", "unavailable"),
+        (
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "internal",
+        ),
+        ("ERR unknown command", "internal"),
+    ];
+    for (reply, expected) in cases {
+        assert_eq!(kind(&Err(server_error(reply))), expected, "{reply}");
+    }
+}
