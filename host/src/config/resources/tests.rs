@@ -1,0 +1,374 @@
+//! Table-driven tests of the resource parser over inline YAML.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+/// A `Component` document with `spec` given as indented YAML lines.
+fn doc(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+fn parse(text: &str) -> Result<LoadReport, LoadErrors> {
+    parse_str_report(text, Path::new("components/file.yaml"))
+}
+
+/// The error lines for `text`, or a panic if it parses.
+fn error_lines(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(report) => panic!("parsed, expected errors: {report:?}"),
+        Err(errors) => errors.to_string().lines().map(str::to_owned).collect(),
+    }
+}
+
+#[test]
+fn a_full_component_is_read_into_the_typed_structs() {
+    let text = doc(
+        "statestore",
+        r#"  type: state.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: localhost:6379
+  - name: port
+    value: 6379
+  - name: enableTLS
+    value: false
+  - name: ratio
+    value: 0.5
+  - name: empty
+  - name: password
+    secretKeyRef:
+      name: redis-secret
+      key: pw
+  - name: token
+    secretKeyRef:
+      name: token-secret
+  wasm:
+    path: ../wasm/redis.wasm
+    sha256: ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789
+    capabilities:
+      outbound: ["tcp://redis:6379", "localhost:6380"]
+      files:
+      - host: data
+        guest: /data
+        readOnly: false
+      - host: /etc/certs
+        guest: /certs
+      memoryMiB: 64
+      timeoutMs: 2000
+      maxInstances: 8
+scopes:
+- app1
+- app2
+"#,
+    )
+    .replace(
+        "metadata:\n  name: statestore",
+        "metadata:\n  name: statestore\n  namespace: prod",
+    );
+    let report = parse(&text).unwrap();
+    assert!(
+        report.unknown_fields.is_empty(),
+        "{:?}",
+        report.unknown_fields
+    );
+    let plain = |name: &str, value: &str| MetadataEntry {
+        name: name.into(),
+        value: MetadataValue::Plain(value.into()),
+    };
+    let secret = |name: &str, secret: &str, key: &str| MetadataEntry {
+        name: name.into(),
+        value: MetadataValue::SecretRef {
+            name: secret.into(),
+            key: key.into(),
+        },
+    };
+    let expected = ComponentResource {
+        name: "statestore".into(),
+        namespace: Some("prod".into()),
+        component_type: "state.redis".into(),
+        version: "v1".into(),
+        metadata: vec![
+            plain("redisHost", "localhost:6379"),
+            plain("port", "6379"),
+            plain("enableTLS", "false"),
+            plain("ratio", "0.5"),
+            plain("empty", ""),
+            secret("password", "redis-secret", "pw"),
+            secret("token", "token-secret", "token-secret"),
+        ],
+        scopes: vec!["app1".into(), "app2".into()],
+        wasm: Some(WasmSource {
+            path: PathBuf::from("components/../wasm/redis.wasm"),
+            sha256: Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".into()),
+            capabilities: Capabilities {
+                outbound: vec!["tcp://redis:6379".into(), "localhost:6380".into()],
+                files: vec![
+                    FileGrant {
+                        host: PathBuf::from("components/data"),
+                        guest: "/data".into(),
+                        read_only: false,
+                    },
+                    FileGrant {
+                        host: PathBuf::from("/etc/certs"),
+                        guest: "/certs".into(),
+                        read_only: true,
+                    },
+                ],
+                memory_mib: Some(64),
+                timeout_ms: Some(2000),
+                max_instances: Some(8),
+            },
+        }),
+        source: PathBuf::from("components/file.yaml"),
+    };
+    assert_eq!(report.components, vec![expected]);
+}
+
+#[test]
+fn wasm_locations_resolve_against_the_yaml_directory() {
+    let cases = [
+        ("path: store.wasm", "components/store.wasm"),
+        ("path: /opt/store.wasm", "/opt/store.wasm"),
+        ("url: file:///opt/my%20store.wasm", "/opt/my store.wasm"),
+        ("url: file://localhost/opt/store.wasm", "/opt/store.wasm"),
+        ("url: file://wasm/store.wasm", "components/wasm/store.wasm"),
+    ];
+    for (location, expected) in cases {
+        let text = doc(
+            "s",
+            &format!("  type: state.mine\n  wasm:\n    {location}\n"),
+        );
+        let report = parse(&text).unwrap_or_else(|e| panic!("{location}: {e}"));
+        let wasm = report.components[0].wasm.clone().unwrap();
+        assert_eq!(wasm.path, PathBuf::from(expected), "{location}");
+        assert_eq!(wasm.capabilities, Capabilities::default());
+    }
+}
+
+#[test]
+fn every_error_names_the_file_and_the_field() {
+    let file = "components/file.yaml";
+    let cases: Vec<(String, &str)> = vec![
+        (doc("s", "  version: v1\n"), "spec.type: missing"),
+        (doc("s", "  type: redis\n"), "spec.type: `redis` is not of the form <block>.<name>"),
+        (doc("s", "  type: state.\n"), "spec.type: `state.` is not of the form"),
+        (doc("s", "  type: [state.redis]\n"), "spec.type: invalid type: sequence, expected a string at line 6"),
+        (doc("\"\"", "  type: state.redis\n"), "metadata.name: missing"),
+        (doc("bad/name", "  type: state.redis\n"), "metadata.name: `bad/name` is not a valid name"),
+        (doc("-dash", "  type: state.redis\n"), "metadata.name: `-dash` is not a valid name"),
+        (doc("a||b", "  type: state.redis\n"), "metadata.name: `a||b` is not a valid name"),
+        (
+            "kind: Component\nmetadata:\n  name: s\nspec:\n  type: state.redis\n".into(),
+            "apiVersion: missing",
+        ),
+        (
+            doc("s", "  type: state.redis\n").replace("dapr.io/v1alpha1", "dapr.io/v2"),
+            "apiVersion: `dapr.io/v2` is not dapr.io/v1alpha1",
+        ),
+        ("apiVersion: dapr.io/v1alpha1\nmetadata:\n  name: s\n".into(), "kind: missing"),
+        (doc("s", "  type: state.redis\n  metadata:\n  - value: x\n"), "spec.metadata[0].name: missing"),
+        (
+            doc("s", "  type: state.redis\n  metadata:\n  - name: a\n    value: x\n  - name: a\n    value: y\n"),
+            "spec.metadata[1].name: duplicate `a` (also spec.metadata[0])",
+        ),
+        (
+            doc("s", "  type: state.redis\n  metadata:\n  - name: a\n    value: x\n    secretKeyRef: {name: s}\n"),
+            "spec.metadata[0]: has both value and secretKeyRef",
+        ),
+        (
+            doc("s", "  type: state.redis\n  metadata:\n  - name: a\n    secretKeyRef: {key: k}\n"),
+            "spec.metadata[0].secretKeyRef.name: missing",
+        ),
+        (doc("s", "  type: state.x\n  wasm:\n    sha256: abc\n"), "spec.wasm.path: missing"),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    sha256: abc\n"),
+            "spec.wasm.sha256: not 64 hex digits",
+        ),
+        (
+            doc("s", &format!("  type: state.x\n  wasm:\n    path: a.wasm\n    sha256: {}\n", "g".repeat(64))),
+            "spec.wasm.sha256: not 64 hex digits",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    url: https://example.com/a.wasm\n"),
+            "spec.wasm.url: `https://example.com/a.wasm`: only file:// URLs are supported",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    url: file:///a.wasm\n    path: a.wasm\n"),
+            "spec.wasm: give either path or url, not both",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      outbound: [redis]\n"),
+            "spec.wasm.capabilities.outbound[0]: `redis`: expected tcp://host:port",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      outbound: [\"http://redis:80\"]\n"),
+            "spec.wasm.capabilities.outbound[0]: `http://redis:80`: expected tcp://host:port",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      files: [{host: d, guest: data}]\n"),
+            "spec.wasm.capabilities.files[0].guest: `data` is not an absolute path",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      files: [{guest: /data}]\n"),
+            "spec.wasm.capabilities.files[0].host: missing",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      memoryMiB: 0\n"),
+            "spec.wasm.capabilities.memoryMiB: must be at least 1",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      timeoutMs: -5\n"),
+            "spec.wasm.capabilities.timeoutMs: invalid type: integer `-5`, expected u64 at line 10",
+        ),
+        (doc("s", "  type: state.redis\nscopes: [\"\"]\n"), "scopes[0]: empty app id"),
+        (
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: [unclosed\nspec: {type: state.in-memory\n".into(),
+            "line 5 column",
+        ),
+    ];
+    for (text, expected) in cases {
+        let lines = error_lines(&text);
+        let wanted = format!("{file}: {expected}");
+        assert!(
+            lines.iter().any(|line| line.starts_with(&wanted)
+                || (line.starts_with(file) && line.contains(expected))),
+            "wanted `{wanted}` in {lines:#?}\nfor:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn all_errors_of_a_document_are_reported_together() {
+    let text = doc(
+        "bad/name",
+        "  metadata:\n  - value: x\n  wasm:\n    sha256: nope\n",
+    );
+    let lines = error_lines(&text);
+    let fields: Vec<&str> = lines
+        .iter()
+        .map(|line| line.split(": ").nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            "metadata.name",
+            "spec.type",
+            "spec.metadata[0].name",
+            "spec.wasm.path",
+            "spec.wasm.sha256"
+        ],
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn several_documents_other_kinds_and_empty_documents() {
+    let text = [
+        doc("a", "  type: state.redis\n"),
+        "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: sub\nspec:\n  topic: t\n  routes: {default: /t}\n  pubsubname: p\n".into(),
+        "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies: {}\n".into(),
+        doc("b", "  type: pubsub.nats\n"),
+        String::new(),
+    ]
+    .join("\n---\n");
+    let report = parse(&text).unwrap();
+    let names: Vec<&str> = report.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["a", "b"]);
+
+    // With several documents, errors say which one.
+    let broken = format!(
+        "{}\n---\n{}",
+        doc("a", "  type: state.redis\n"),
+        doc("b", "  version: v1\n")
+    );
+    assert_eq!(
+        error_lines(&broken),
+        vec!["components/file.yaml (document 2): spec.type: missing"]
+    );
+}
+
+#[test]
+fn unknown_fields_are_kept_and_reported_not_fatal() {
+    let text = doc(
+        "s",
+        "  type: state.redis\n  ignoreErrors: true\n  metadata:\n  - name: a\n    value: x\n    secretKeyRf: {name: oops}\n  wasm:\n    path: a.wasm\n    capabilities:\n      memoryMB: 5\n",
+    )
+    .replace("kind: Component\n", "kind: Component\nauth:\n  secretStore: vault\n");
+    let report = parse(&text).unwrap();
+    let fields: Vec<(&str, &str)> = report
+        .unknown_fields
+        .iter()
+        .map(|u| (u.field.as_str(), u.value.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("auth", "secretStore: vault"),
+            ("spec.ignoreErrors", "true"),
+            ("spec.metadata[0].secretKeyRf", "name: oops"),
+            ("spec.wasm.capabilities.memoryMB", "5"),
+        ]
+    );
+    assert!(
+        report
+            .unknown_fields
+            .iter()
+            .all(|u| u.file == Path::new("components/file.yaml"))
+    );
+    assert_eq!(report.components.len(), 1);
+}
+
+#[test]
+fn load_dir_reads_yaml_files_and_reports_every_file_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("a.yaml", &doc("one", "  type: state.redis\n"));
+    write("b.yml", &doc("two", "  type: state.redb\n"));
+    write("notes.txt", "not yaml at all: [");
+    std::fs::create_dir(dir.path().join("nested")).unwrap();
+    std::fs::write(
+        dir.path().join("nested/c.yaml"),
+        doc("three", "  type: state.x\n"),
+    )
+    .unwrap();
+    let names: Vec<String> = load_dir(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, vec!["one", "two"]);
+
+    write("c.yaml", &doc("one", "  type: state.redis\n"));
+    write("d.yaml", &doc("four", "  version: v1\n"));
+    write("e.yaml", "kind: Component\nmetadata: {name: [\n");
+    let errors = load_dir(dir.path()).unwrap_err();
+    let text = errors.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].ends_with("d.yaml: spec.type: missing"), "{text}");
+    assert!(lines[1].contains("e.yaml: "), "{text}");
+    assert!(
+        lines[2]
+            .ends_with("c.yaml: metadata.name: duplicate component name `one` (first defined in ")
+            || lines[2].contains(
+                "c.yaml: metadata.name: duplicate component name `one` (first defined in"
+            ),
+        "{text}"
+    );
+    assert!(lines[2].contains("a.yaml"), "{text}");
+}
+
+#[test]
+fn a_missing_directory_is_one_clear_error() {
+    let errors = load_dir(Path::new("/definitely/not/here")).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert!(
+        errors
+            .to_string()
+            .starts_with("/definitely/not/here: cannot read the directory"),
+        "{errors}"
+    );
+}
