@@ -36,7 +36,7 @@ use std::sync::{Arc, RwLock};
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// What every handler shares.
-pub struct HttpState {
+pub(crate) struct HttpState {
     ctx: Arc<ApiContext>,
     state: StateBlock,
     /// Attributes set with `PUT /v1.0/metadata/{key}`; in memory only, as in Dapr.
