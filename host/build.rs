@@ -25,11 +25,18 @@ const TEST_ONLY: &[(&str, &str)] = &[("TEST_HOSTILE", "test-hostile")];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf();
     let guests = root.join("components-wasm");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     println!("cargo:rerun-if-env-changed=OUTRIG_SKIP_GUEST_BUILD");
-    for watched in [guests.join("Cargo.toml"), guests.join("Cargo.lock"), root.join("wit")] {
+    for watched in [
+        guests.join("Cargo.toml"),
+        guests.join("Cargo.lock"),
+        root.join("wit"),
+    ] {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
 
@@ -111,7 +118,11 @@ fn write_constants(path: &Path, artifacts: Option<&Path>) {
         let _ = writeln!(code, "/// The built-in `{krate}` component.");
         match wasm(krate) {
             Some(file) => {
-                let _ = writeln!(code, "pub const {name}: &[u8] = include_bytes!({:?});", file);
+                let _ = writeln!(
+                    code,
+                    "pub const {name}: &[u8] = include_bytes!({:?});",
+                    file
+                );
             }
             None => {
                 let _ = writeln!(code, "pub const {name}: &[u8] = &[];");
@@ -119,7 +130,9 @@ fn write_constants(path: &Path, artifacts: Option<&Path>) {
         }
     }
     for (name, krate) in TEST_ONLY {
-        let file = wasm(krate).map(|f| f.display().to_string()).unwrap_or_default();
+        let file = wasm(krate)
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
         let _ = writeln!(code, "/// Path of the test-only `{krate}` component.");
         let _ = writeln!(code, "pub const {name}_PATH: &str = {file:?};");
     }

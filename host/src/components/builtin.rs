@@ -100,8 +100,12 @@ fn derive_redb(metadata: &Metadata<'_>, ctx: &LoadContext) -> anyhow::Result<Der
         Some(dir) => ctx.resolve_path(dir),
         None => ctx.data_dir.join(&ctx.component_name),
     };
-    std::fs::create_dir_all(&host_dir)
-        .with_context(|| format!("spec.metadata.dataDir: cannot create {}", host_dir.display()))?;
+    std::fs::create_dir_all(&host_dir).with_context(|| {
+        format!(
+            "spec.metadata.dataDir: cannot create {}",
+            host_dir.display()
+        )
+    })?;
     Ok(DerivedGrant {
         outbound: Vec::new(),
         preopens: vec![PreopenGrant {
@@ -118,7 +122,10 @@ fn derive_redis(metadata: &Metadata<'_>, _: &LoadContext) -> anyhow::Result<Deri
         bail!("spec.metadata.redisHost: required (host:port)");
     };
     let host = host.trim();
-    let address = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let address = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         host.to_string()
     } else {
         format!("{host}:6379")
@@ -152,9 +159,10 @@ fn postgres_address(conn: &str) -> Option<(String, u16)> {
         let authority = rest.split(['/', '?']).next()?;
         let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-                (h.trim_matches(['[', ']']).to_string(), Some(p.parse().ok()?))
-            }
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
+                h.trim_matches(['[', ']']).to_string(),
+                Some(p.parse().ok()?),
+            ),
             _ => (hostport.to_string(), None),
         }
     } else {
@@ -169,7 +177,11 @@ fn postgres_address(conn: &str) -> Option<(String, u16)> {
         }
         (host.unwrap_or_default(), port)
     };
-    let host = if host.is_empty() { "localhost".to_string() } else { host };
+    let host = if host.is_empty() {
+        "localhost".to_string()
+    } else {
+        host
+    };
     Some((host, port.unwrap_or(5432)))
 }
 
@@ -180,10 +192,16 @@ mod tests {
     #[test]
     fn postgres_addresses_in_both_forms() {
         let cases: &[(&str, Option<(&str, u16)>)] = &[
-            ("postgres://u:p@db.local:6543/test?sslmode=disable", Some(("db.local", 6543))),
+            (
+                "postgres://u:p@db.local:6543/test?sslmode=disable",
+                Some(("db.local", 6543)),
+            ),
             ("postgresql://localhost/test", Some(("localhost", 5432))),
             ("postgres://u@[::1]:5433/x", Some(("::1", 5433))),
-            ("host=10.1.2.3 user=postgres port=5440 database=test", Some(("10.1.2.3", 5440))),
+            (
+                "host=10.1.2.3 user=postgres port=5440 database=test",
+                Some(("10.1.2.3", 5440)),
+            ),
             ("user=postgres database=test", Some(("localhost", 5432))),
             ("host=x port=notanumber", None),
         ];

@@ -8,11 +8,11 @@ use super::builtin::{self, Metadata};
 use super::state::WasmStateStore;
 use crate::blocks::catalog::{CatalogEntry, ComponentInfo, LoadStatus};
 use crate::config::resources::{ComponentResource, MetadataValue};
+use crate::runtime::RuntimeEngine;
 use crate::runtime::cache::ArtifactCache;
 use crate::runtime::grants::{self, CapabilityGrant, PreopenGrant};
 use crate::runtime::instance::InstanceState;
 use crate::runtime::pool::{InstancePool, PoolSettings, PooledWorld};
-use crate::runtime::RuntimeEngine;
 use anyhow::{Context, anyhow, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -111,7 +111,10 @@ impl ComponentHost {
                     features = ?info.features,
                     "component loaded"
                 );
-                CatalogEntry { info, state: Some(state) }
+                CatalogEntry {
+                    info,
+                    state: Some(state),
+                }
             }
             Err(err) => {
                 let message = format!("{source}: component `{}`: {err:#}", resource.name);
@@ -146,10 +149,11 @@ impl ComponentHost {
 
         let engine = self.engine.engine().clone();
         let cache = self.cache.clone();
-        let (component, _) = tokio::task::spawn_blocking(move || cache.load(&engine, &sha256, &wasm))
-            .await
-            .context("compilation task failed")?
-            .context("the file is not a valid WebAssembly component")?;
+        let (component, _) =
+            tokio::task::spawn_blocking(move || cache.load(&engine, &sha256, &wasm))
+                .await
+                .context("compilation task failed")?
+                .context("the file is not a valid WebAssembly component")?;
         let instance_pre = self
             .state_linker
             .instantiate_pre(&component)
@@ -176,7 +180,9 @@ impl ComponentHost {
         )
         .await
         .map_err(|err| anyhow!("{err}"))?;
-        let store = WasmStateStore::new(pool).await.map_err(|err| anyhow!("{err}"))?;
+        let store = WasmStateStore::new(pool)
+            .await
+            .map_err(|err| anyhow!("{err}"))?;
         info.features = crate::blocks::state::StateStore::features(&store);
         Ok(Arc::new(store))
     }
@@ -189,9 +195,8 @@ impl ComponentHost {
         metadata: &mut Vec<(String, String)>,
     ) -> anyhow::Result<(Vec<u8>, CapabilityGrant, usize)> {
         if let Some(wasm) = &resource.wasm {
-            let bytes = std::fs::read(&wasm.path).with_context(|| {
-                format!("spec.wasm.path: cannot read {}", wasm.path.display())
-            })?;
+            let bytes = std::fs::read(&wasm.path)
+                .with_context(|| format!("spec.wasm.path: cannot read {}", wasm.path.display()))?;
             if let Some(expected) = &wasm.sha256 {
                 let actual = hex::encode(Sha256::digest(&bytes));
                 if !actual.eq_ignore_ascii_case(expected) {
@@ -233,7 +238,9 @@ impl ComponentHost {
             );
         };
         if builtin.wasm.is_empty() {
-            bail!("the built-in components were not compiled into this binary (OUTRIG_SKIP_GUEST_BUILD)");
+            bail!(
+                "the built-in components were not compiled into this binary (OUTRIG_SKIP_GUEST_BUILD)"
+            );
         }
         let derived = (builtin.derive)(&Metadata(metadata), ctx)?;
         metadata.extend(derived.extra_metadata);

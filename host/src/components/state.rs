@@ -96,7 +96,12 @@ impl StateStore for WasmStateStore {
         let request = get_request(request);
         let item = self
             .invoke(move |i| {
-                Box::pin(async move { i.bindings.outrig_component_state().call_get(&mut i.store, &request).await })
+                Box::pin(async move {
+                    i.bindings
+                        .outrig_component_state()
+                        .call_get(&mut i.store, &request)
+                        .await
+                })
             })
             .await?;
         Ok(item.map(item_from))
@@ -107,7 +112,10 @@ impl StateStore for WasmStateStore {
         let items = self
             .invoke(move |i| {
                 Box::pin(async move {
-                    i.bindings.outrig_component_state().call_bulk_get(&mut i.store, &requests).await
+                    i.bindings
+                        .outrig_component_state()
+                        .call_bulk_get(&mut i.store, &requests)
+                        .await
                 })
             })
             .await?;
@@ -124,7 +132,12 @@ impl StateStore for WasmStateStore {
     async fn set(&self, request: SetRequest) -> Result<(), ComponentError> {
         let request = set_request(request);
         self.invoke(move |i| {
-            Box::pin(async move { i.bindings.outrig_component_state().call_set(&mut i.store, &request).await })
+            Box::pin(async move {
+                i.bindings
+                    .outrig_component_state()
+                    .call_set(&mut i.store, &request)
+                    .await
+            })
         })
         .await
     }
@@ -133,7 +146,10 @@ impl StateStore for WasmStateStore {
         let requests: Vec<_> = requests.into_iter().map(set_request).collect();
         self.invoke(move |i| {
             Box::pin(async move {
-                i.bindings.outrig_component_state().call_bulk_set(&mut i.store, &requests).await
+                i.bindings
+                    .outrig_component_state()
+                    .call_bulk_set(&mut i.store, &requests)
+                    .await
             })
         })
         .await
@@ -143,7 +159,10 @@ impl StateStore for WasmStateStore {
         let request = delete_request(request);
         self.invoke(move |i| {
             Box::pin(async move {
-                i.bindings.outrig_component_state().call_delete(&mut i.store, &request).await
+                i.bindings
+                    .outrig_component_state()
+                    .call_delete(&mut i.store, &request)
+                    .await
             })
         })
         .await
@@ -153,7 +172,10 @@ impl StateStore for WasmStateStore {
         let requests: Vec<_> = requests.into_iter().map(delete_request).collect();
         self.invoke(move |i| {
             Box::pin(async move {
-                i.bindings.outrig_component_state().call_bulk_delete(&mut i.store, &requests).await
+                i.bindings
+                    .outrig_component_state()
+                    .call_bulk_delete(&mut i.store, &requests)
+                    .await
             })
         })
         .await
@@ -192,7 +214,10 @@ impl StateStore for WasmStateStore {
         let response = self
             .invoke(move |i| {
                 Box::pin(async move {
-                    i.bindings.outrig_component_state().call_query(&mut i.store, &request).await
+                    i.bindings
+                        .outrig_component_state()
+                        .call_query(&mut i.store, &request)
+                        .await
                 })
             })
             .await?;

@@ -91,7 +91,8 @@ async fn hostile_component_is_contained_and_keeps_serving() {
         ComponentError::Trapped { reason, .. } => reason.contains("memory"),
         _ => false,
     };
-    let cases: &[(&str, &dyn Fn(&ComponentError) -> bool)] = &[
+    type Expectation<'a> = &'a dyn Fn(&ComponentError) -> bool;
+    let cases: &[(&str, Expectation)] = &[
         ("trap", &is_trap),
         ("loop", &is_timeout),
         ("bomb", &is_memory),

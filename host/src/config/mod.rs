@@ -2,3 +2,4 @@
 //! parsed once into typed structs. Nothing after this module sees raw YAML.
 
 pub mod resources;
+pub mod settings;

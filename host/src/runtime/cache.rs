@@ -148,7 +148,11 @@ mod tests {
         let entry = cache.entry_path(&engine, &sha).expect("path");
         let bytes = std::fs::read(&entry).expect("read");
         // Truncation and a flipped byte are both detected and recompiled.
-        for damaged in [bytes[..bytes.len() / 2].to_vec(), flip_last(&bytes), Vec::new()] {
+        for damaged in [
+            bytes[..bytes.len() / 2].to_vec(),
+            flip_last(&bytes),
+            Vec::new(),
+        ] {
             std::fs::write(&entry, damaged).expect("write");
             let (_, outcome) = cache.load(&engine, &sha, &wasm).expect("recompile");
             assert_eq!(outcome, CacheOutcome::Compiled);

@@ -39,6 +39,7 @@ pub trait PooledWorld: Sized + Send + 'static {
 
     /// Calls the component's `init` with its metadata; the inner error is the
     /// component's own description of why it refused.
+    #[allow(clippy::ptr_arg, reason = "the generated bindings take `&Vec`")]
     fn init<'a>(
         &'a self,
         store: &'a mut Store<InstanceState>,
@@ -179,8 +180,7 @@ impl<W: PooledWorld> InstancePool<W> {
                     )));
                 }
                 let wait = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(wait, Arc::clone(&inner.permits).acquire_owned()).await
-                {
+                match tokio::time::timeout(wait, Arc::clone(&inner.permits).acquire_owned()).await {
                     Ok(Ok(permit)) => permit,
                     Ok(Err(_)) => return Err(CallError::Overloaded("the pool is closed".into())),
                     Err(_) => return Err(CallError::Timeout(inner.grant.call_timeout)),

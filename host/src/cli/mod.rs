@@ -1,0 +1,86 @@
+//! The `outrig` command line.
+
+pub mod app_process;
+pub mod run;
+
+use crate::config::settings::{self, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_RESOURCES_PATH};
+use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// A WebAssembly-extensible sidecar, wire-compatible with Dapr's v1 API.
+#[derive(Debug, Parser)]
+#[command(name = "outrig", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (`info`, `debug`, `outrig=trace`, …); `RUST_LOG` overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    pub log_as_json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the sidecar, then (optionally) the app after `--`.
+    Run(RunArgs),
+    /// Print the version.
+    Version,
+}
+
+/// `outrig run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The app's id; state keys are prefixed with it.
+    #[arg(long)]
+    pub app_id: String,
+    /// The port the app listens on (passed to it as `APP_PORT`).
+    #[arg(long)]
+    pub app_port: Option<u16>,
+    /// How the sidecar talks to the app.
+    #[arg(long, default_value = "http", value_parser = ["http", "grpc"])]
+    pub app_protocol: String,
+    /// The HTTP API port (0 picks a free one).
+    #[arg(long, default_value_t = DEFAULT_HTTP_PORT)]
+    pub dapr_http_port: u16,
+    /// The gRPC API port.
+    #[arg(long, default_value_t = DEFAULT_GRPC_PORT)]
+    pub dapr_grpc_port: u16,
+    /// The address the APIs listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub dapr_listen_address: IpAddr,
+    /// Directory of Dapr resource YAML; without one, embedded defaults serve.
+    #[arg(long)]
+    pub resources_path: Option<PathBuf>,
+    /// Outrig's home: compiled-component cache and embedded data.
+    #[arg(long, env = settings::ENV_HOME)]
+    pub home: Option<PathBuf>,
+    /// The app's command line.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The sidecar's settings from the arguments and environment.
+    pub fn settings(&self) -> settings::SidecarSettings {
+        settings::SidecarSettings {
+            app_id: self.app_id.clone(),
+            listen_address: self.dapr_listen_address,
+            http_port: self.dapr_http_port,
+            grpc_port: self.dapr_grpc_port,
+            resources_path: self
+                .resources_path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOURCES_PATH)),
+            resources_path_explicit: self.resources_path.is_some(),
+            home: self.home.clone().unwrap_or_else(settings::default_home),
+            api_token: std::env::var(settings::ENV_API_TOKEN)
+                .ok()
+                .filter(|token| !token.is_empty()),
+        }
+    }
+}
