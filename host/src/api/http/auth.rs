@@ -17,8 +17,8 @@ pub const API_TOKEN_HEADER: &str = "dapr-api-token";
 /// probe them without knowing the app's secret.
 const PUBLIC_PATHS: [&str; 2] = ["/v1.0/healthz", "/v1.0/healthz/outbound"];
 
-/// Middleware refusing requests without the right token (401, Dapr's plain
-/// `invalid api token`). The header is removed once checked so that it is
+/// Middleware refusing requests without the right token (401, Dapr's
+/// `invalid api token` message). The header is removed once checked so that it is
 /// never passed on (e.g. to an invoked app).
 pub async fn require_api_token(
     State(state): State<Arc<HttpState>>,

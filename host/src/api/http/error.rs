@@ -20,8 +20,6 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    /// Dapr answers a bad API token in plain text, not JSON.
-    plain_text: bool,
 }
 
 /// Dapr's error body.
@@ -90,17 +88,15 @@ impl ApiError {
         )
     }
 
-    /// The `dapr-api-token` header is missing or wrong. Dapr answers 401 with
-    /// the plain-text body `invalid api token`; SDKs see the same here.
+    /// The `dapr-api-token` header is missing or wrong: 401 with Dapr's
+    /// message, in the same JSON body as every other error so clients need
+    /// one error parser.
     pub fn invalid_api_token() -> Self {
-        ApiError {
-            plain_text: true,
-            ..ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "ERR_UNAUTHENTICATED",
-                "invalid api token".to_owned(),
-            )
-        }
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "ERR_UNAUTHENTICATED",
+            "invalid api token".to_owned(),
+        )
     }
 
     /// `/v1.0/healthz?appid=X` names another app.
@@ -117,7 +113,6 @@ impl ApiError {
             status,
             code,
             message,
-            plain_text: false,
         }
     }
 
@@ -164,9 +159,6 @@ impl From<StateError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::debug!(status = %self.status, code = self.code, message = %self.message, "request failed");
-        if self.plain_text {
-            return (self.status, self.message).into_response();
-        }
         let body = ErrorBody {
             error_code: self.code,
             message: &self.message,
