@@ -75,7 +75,11 @@ impl Catalog {
     /// Whether any state store is loaded at all (Dapr distinguishes "not
     /// configured" from "not found").
     pub fn has_state_stores(&self) -> bool {
-        self.current.load().entries.values().any(|e| e.state.is_some())
+        self.current
+            .load()
+            .entries
+            .values()
+            .any(|e| e.state.is_some())
     }
 
     /// Everything reported about every component, sorted by name.
