@@ -526,7 +526,11 @@ async fn the_api_token_guards_everything_but_health() {
         assert_eq!(answer.status, status, "{method} {uri} {token:?}");
         if status == StatusCode::UNAUTHORIZED {
             assert_eq!(answer.error_code(), "ERR_UNAUTHENTICATED");
-            assert!(answer.text().contains("invalid api token"), "{}", answer.text());
+            assert!(
+                answer.text().contains("invalid api token"),
+                "{}",
+                answer.text()
+            );
         }
     }
     let open = Fixture::new(None);
