@@ -47,6 +47,7 @@ fn main() {
         Some(build_guests(&guests))
     };
     write_constants(&out_dir.join("guests.rs"), artifacts.as_deref());
+    compile_protos(&root.join("proto"), &out_dir);
 }
 
 fn build_guests(guests: &Path) -> PathBuf {
@@ -137,4 +138,40 @@ fn write_constants(path: &Path, artifacts: Option<&Path>) {
         let _ = writeln!(code, "pub const {name}_PATH: &str = {file:?};");
     }
     std::fs::write(path, code).expect("writing guests.rs");
+}
+
+// ---------------------------------------------------------------------------
+// gRPC: Dapr's runtime v1 API
+// ---------------------------------------------------------------------------
+
+/// The proto files the gRPC API is generated from (their imports follow).
+const PROTOS: &[&str] = &[
+    "dapr/proto/runtime/v1/dapr.proto",
+    "dapr/proto/runtime/v1/appcallback.proto",
+];
+
+/// Compiles `proto/` with protox (pure Rust: no `protoc` to install) and
+/// generates the tonic servers and clients from it. The encoded descriptor
+/// set is written beside the code as `dapr_descriptor.bin`, so tests can check
+/// the wire contract against Dapr's own descriptors.
+fn compile_protos(proto_dir: &Path, out_dir: &Path) {
+    use prost::Message as _;
+    println!("cargo:rerun-if-changed={}", proto_dir.display());
+    let descriptors = protox::compile(PROTOS, [proto_dir])
+        .unwrap_or_else(|err| panic!("compiling {}: {err:?}", proto_dir.display()));
+    std::fs::write(
+        out_dir.join("dapr_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )
+    .expect("writing dapr_descriptor.bin");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)
+        .unwrap_or_else(|err| {
+            panic!(
+                "generating the gRPC code from {}: {err}",
+                proto_dir.display()
+            )
+        });
 }

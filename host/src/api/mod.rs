@@ -2,6 +2,7 @@
 //! blocks. Handlers only decode, call a block, and encode; error mapping lives
 //! in one place per protocol. This module never imports wasmtime.
 
+pub mod grpc;
 pub mod http;
 
 use crate::blocks::Catalog;
