@@ -13,27 +13,37 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// A started sidecar.
 pub struct RunningSidecar {
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
-    /// Notified when the sidecar is asked to stop (`POST /v1.0/shutdown`).
+    /// Where the gRPC API listens.
+    pub grpc_addr: SocketAddr,
+    /// Notified when the sidecar is asked to stop (`POST /v1.0/shutdown`, gRPC `Shutdown`).
     pub shutdown: Arc<Notify>,
-    server: JoinHandle<()>,
-    stop: Arc<Notify>,
+    /// The API servers (HTTP, gRPC), each stopping when `stop` turns true.
+    servers: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl RunningSidecar {
     /// Stops accepting requests, lets in-flight ones finish, and returns.
     pub async fn stop(self) {
-        self.stop.notify_one();
-        if let Err(err) = self.server.await {
-            tracing::warn!(error = %err, "the HTTP server task ended abnormally");
+        self.stop.send_replace(true);
+        for server in self.servers {
+            if let Err(err) = server.await {
+                tracing::warn!(error = %err, "an API server task ended abnormally");
+            }
         }
     }
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// Loads the components and starts serving. Returns once the API accepts
@@ -69,6 +79,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         api_token: settings.api_token.clone(),
         catalog,
         shutdown: Arc::clone(&shutdown),
+        extended: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind((settings.listen_address, settings.http_port))
         .await
@@ -79,16 +90,32 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
             )
         })?;
     let http_addr = listener.local_addr()?;
-    let stop = Arc::new(Notify::new());
+    let grpc_listener =
+        tokio::net::TcpListener::bind((settings.listen_address, settings.grpc_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{} (--dapr-grpc-port)",
+                    settings.listen_address, settings.grpc_port
+                )
+            })?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let (stop, stop_signal) = watch::channel(false);
+    let grpc_stop = stopped(stop_signal.clone());
+    let grpc_ctx = Arc::clone(&ctx);
+    let grpc_server = tokio::spawn(async move {
+        if let Err(err) = crate::api::grpc::serve(grpc_listener, grpc_ctx, grpc_stop).await {
+            tracing::error!(error = %err, "the gRPC API server failed");
+        }
+    });
     let router = crate::api::http::router(ctx);
-    let stop_signal = Arc::clone(&stop);
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop_signal.notified().await });
+        let serve = axum::serve(listener, router).with_graceful_shutdown(stopped(stop_signal));
         if let Err(err) = serve.await {
             tracing::error!(error = %err, "the HTTP API server failed");
         }
     });
+    tracing::info!("gRPC API listening on {grpc_addr}");
     tracing::info!(
         app_id = %settings.app_id,
         http = %http_addr,
@@ -97,8 +124,9 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
     );
     Ok(RunningSidecar {
         http_addr,
+        grpc_addr,
         shutdown,
-        server,
+        servers: vec![server, grpc_server],
         stop,
     })
 }

@@ -47,7 +47,7 @@ pub struct RunArgs {
     /// The HTTP API port (0 picks a free one).
     #[arg(long, default_value_t = DEFAULT_HTTP_PORT)]
     pub dapr_http_port: u16,
-    /// The gRPC API port.
+    /// The gRPC API port (0 picks a free one).
     #[arg(long, default_value_t = DEFAULT_GRPC_PORT)]
     pub dapr_grpc_port: u16,
     /// The address the APIs listen on.

@@ -30,7 +30,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
 
     let env = AppEnvironment {
         http_port: running.http_addr.port(),
-        grpc_port: settings.grpc_port,
+        grpc_port: running.grpc_addr.port(),
         app_id: settings.app_id.clone(),
         app_port: args.app_port,
     };

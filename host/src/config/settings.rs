@@ -25,7 +25,7 @@ pub struct SidecarSettings {
     pub listen_address: IpAddr,
     /// HTTP API port; 0 picks a free one.
     pub http_port: u16,
-    /// gRPC API port announced to the app.
+    /// gRPC API port; 0 picks a free one.
     pub grpc_port: u16,
     /// Resource YAML directory.
     pub resources_path: PathBuf,

@@ -4,6 +4,7 @@
 use super::HttpState;
 use super::error::ApiError;
 use super::extract::{Body, PathParams};
+use crate::api::RUNTIME_VERSION;
 use crate::blocks::catalog::{ComponentInfo, LoadStatus};
 use axum::Json;
 use axum::extract::State;
@@ -12,9 +13,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// The `extended` attribute Dapr always reports.
-const RUNTIME_VERSION_ATTRIBUTE: &str = "daprRuntimeVersion";
 
 /// Dapr's metadata answer. Lists Outrig does not serve yet are present and empty.
 #[derive(Serialize)]
@@ -68,12 +66,9 @@ impl From<ComponentInfo> for WireComponent {
 
 /// `GET /v1.0/metadata`.
 pub async fn get(State(state): State<Arc<HttpState>>) -> Response {
-    let version = env!("CARGO_PKG_VERSION");
-    let mut extended = state.extended_snapshot();
-    extended.insert(RUNTIME_VERSION_ATTRIBUTE.to_owned(), version.to_owned());
     Json(WireMetadata {
         id: state.ctx.app_id.clone(),
-        runtime_version: version,
+        runtime_version: RUNTIME_VERSION,
         enabled_features: Vec::new(),
         actors: Vec::new(),
         components: state
@@ -83,7 +78,7 @@ pub async fn get(State(state): State<Arc<HttpState>>) -> Response {
             .into_iter()
             .map(Into::into)
             .collect(),
-        extended,
+        extended: state.ctx.extended_metadata(),
         subscriptions: Vec::new(),
         http_endpoints: Vec::new(),
     })
@@ -98,6 +93,6 @@ pub async fn put(
 ) -> Result<StatusCode, ApiError> {
     let value = String::from_utf8(body.0.to_vec())
         .map_err(|_| ApiError::bad_parameter("the metadata value is not UTF-8 text"))?;
-    state.set_extended(key, value);
+    state.ctx.extended.set(key, value);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -28,8 +28,7 @@ use crate::blocks::state::StateBlock;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// The largest request body accepted by default: 4 MiB, Dapr's default
 /// `--max-body-size`.
@@ -39,26 +38,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) struct HttpState {
     ctx: Arc<ApiContext>,
     state: StateBlock,
-    /// Attributes set with `PUT /v1.0/metadata/{key}`; in memory only, as in Dapr.
-    extended: RwLock<BTreeMap<String, String>>,
     max_body_bytes: usize,
-}
-
-impl HttpState {
-    fn extended_snapshot(&self) -> BTreeMap<String, String> {
-        match self.extended.read() {
-            Ok(map) => map.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn set_extended(&self, key: String, value: String) {
-        let mut map = match self.extended.write() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        map.insert(key, value);
-    }
 }
 
 /// The HTTP API over `ctx`, with Dapr's default body limit.
@@ -71,7 +51,6 @@ pub fn router_with_body_limit(ctx: Arc<ApiContext>, max_body_bytes: usize) -> Ro
     let shared = Arc::new(HttpState {
         state: StateBlock::new(&ctx.app_id, ctx.catalog.clone()),
         ctx,
-        extended: RwLock::new(BTreeMap::new()),
         max_body_bytes,
     });
     Router::new()

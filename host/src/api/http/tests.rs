@@ -34,6 +34,7 @@ impl Fixture {
             api_token: token.map(str::to_owned),
             catalog,
             shutdown: Arc::new(tokio::sync::Notify::new()),
+            extended: Default::default(),
         });
         Fixture { store, plain, ctx }
     }
@@ -245,6 +246,7 @@ async fn no_state_store_at_all_is_not_configured() {
         api_token: None,
         catalog: catalog(&[], &[]),
         shutdown: Arc::new(tokio::sync::Notify::new()),
+        extended: Default::default(),
     });
     let answer = send(router(ctx), Method::GET, "/v1.0/state/s/k", &[], "").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);

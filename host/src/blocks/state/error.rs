@@ -50,6 +50,8 @@ pub enum StateOp {
     Save,
     /// `DELETE /v1.0/state/{store}/{key}`.
     Delete,
+    /// gRPC `DeleteBulkState` (HTTP has no bulk delete).
+    BulkDelete,
     /// `POST /v1.0/state/{store}/transaction`.
     Transaction,
     /// `POST /v1.0-alpha1/state/{store}/query`.
@@ -63,7 +65,7 @@ impl StateOp {
             StateOp::Get => "ERR_STATE_GET",
             StateOp::BulkGet => "ERR_STATE_BULK_GET",
             StateOp::Save => "ERR_STATE_SAVE",
-            StateOp::Delete => "ERR_STATE_DELETE",
+            StateOp::Delete | StateOp::BulkDelete => "ERR_STATE_DELETE",
             StateOp::Transaction => "ERR_STATE_TRANSACTION",
             StateOp::Query => "ERR_STATE_QUERY",
         }
@@ -194,6 +196,7 @@ fn op_message(op: StateOp, store: &str, key: Option<&str>, detail: &str) -> Stri
         StateOp::BulkGet => format!("failed to bulk get state from state store {store}: {detail}"),
         StateOp::Save => format!("failed saving state in state store {store}: {detail}"),
         StateOp::Delete => format!("failed deleting state with key {key}: {detail}"),
+        StateOp::BulkDelete => format!("failed deleting state in state store {store}: {detail}"),
         StateOp::Transaction => format!("error while executing state transaction: {detail}"),
         StateOp::Query => format!("state store {store} query failed: {detail}"),
     }

@@ -181,6 +181,33 @@ impl StateBlock {
         }
     }
 
+    /// Deletes several keys (one component call; not atomic across keys).
+    /// Missing keys are skipped unless an ETag was given for them.
+    pub async fn delete_bulk(
+        &self,
+        store: &str,
+        requests: Vec<DeleteRequest>,
+    ) -> Result<(), StateError> {
+        let backend = self.store(store)?;
+        let features = backend.features();
+        let deletes = requests
+            .into_iter()
+            .map(|request| self.prepare_delete(StateOp::BulkDelete, store, &features, request))
+            .collect::<Result<Vec<_>, StateError>>()?;
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        // As for one key: `not-found` is an ETag mismatch if an ETag was given.
+        let had_etag = deletes.iter().any(|delete| delete.etag.is_some());
+        let source = match backend.bulk_delete(deletes).await {
+            Ok(()) => return Ok(()),
+            Err(ComponentError::NotFound) if !had_etag => return Ok(()),
+            Err(ComponentError::NotFound) => ComponentError::EtagMismatch,
+            Err(source) => source,
+        };
+        Err(component_error(StateOp::BulkDelete, store, None, source))
+    }
+
     /// Applies the operations atomically; the store must be transactional.
     pub async fn transact(
         &self,
