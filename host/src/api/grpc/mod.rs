@@ -17,6 +17,9 @@ pub mod proto;
 mod service;
 mod state;
 
+#[cfg(test)]
+mod tests;
+
 use super::ApiContext;
 use proto::runtime::dapr_server::DaprServer;
 use std::sync::Arc;
