@@ -1,0 +1,265 @@
+//! End-to-end: the unmodified Dapr Python SDK (`dapr==1.19.0`, installed in
+//! a virtualenv by `.ci/run`) talks to the real `outrig` binary over gRPC.
+//!
+//! Each program in `tests/python/` runs as the app under
+//! `outrig run --dapr-http-port 0 --dapr-grpc-port 0 -- python prog.py`,
+//! once per backend: the embedded default store (redb), the in-memory store,
+//! and Redis on 127.0.0.1:6379. A program passes when it exits 0 and prints
+//! its `all checks passed` line. Every run uses its own app id, so its own
+//! `<app-id>||` key prefix; Redis keys are removed afterwards.
+//!
+//! The interpreter is `$OUTRIG_TEST_PYTHON`, else `.venv/bin/python` at the
+//! repository root. Without it the tests are skipped with a message, except
+//! under CI (`CI=true`), where they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::process::Command;
+
+/// A bound on one program run (sidecar start, SDK import, the checks), so a
+/// hang fails the test instead of hanging it. Not a performance assertion.
+const RUN_DEADLINE: Duration = Duration::from_secs(240);
+/// The Redis server the tests use.
+const REDIS_HOST: &str = "127.0.0.1:6379";
+
+/// Where the state lives during one run.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    /// No resources directory: the embedded durable default (`state.redb`).
+    Embedded,
+    /// `state.in-memory` from a resources directory.
+    InMemory,
+    /// `state.redis` against [`REDIS_HOST`].
+    Redis,
+}
+
+const BACKENDS: [Backend; 3] = [Backend::Embedded, Backend::InMemory, Backend::Redis];
+
+impl Backend {
+    /// The component YAML for `statestore`, if the backend needs one.
+    fn component(self) -> Option<String> {
+        let (component_type, metadata) = match self {
+            Backend::Embedded => return None,
+            Backend::InMemory => ("state.in-memory", String::new()),
+            Backend::Redis => (
+                "state.redis",
+                format!("  metadata:\n    - name: redisHost\n      value: {REDIS_HOST}\n"),
+            ),
+        };
+        Some(format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\n\
+             spec:\n  type: {component_type}\n  version: v1\n{metadata}"
+        ))
+    }
+
+    /// Whether the store implements the query API.
+    fn supports_query(self) -> bool {
+        !matches!(self, Backend::Redis)
+    }
+}
+
+/// The repository root.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The virtualenv's interpreter, or `None` (after saying why) when the tests
+/// may be skipped. Panics under CI, where a missing interpreter is a broken setup.
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("OUTRIG_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!(
+        "no Python with the Dapr SDK at {}: run `python3 -m venv .venv && .venv/bin/pip install dapr==1.19.0` \
+         at the repository root, or set OUTRIG_TEST_PYTHON",
+        path.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("skipping the Python SDK tests: {message}");
+    None
+}
+
+/// A name no other run uses.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Outrig's home for these tests: the compiled-component cache is shared,
+/// each run's embedded data lives under `data/<app-id>` and is removed.
+fn shared_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-sdk-home")
+}
+
+/// Runs `tests/python/<program>.py` against every backend; fails with the
+/// program's and the sidecar's output on the first failure.
+async fn run_program(program: &str) {
+    let Some(python) = python() else { return };
+    for backend in BACKENDS {
+        let app_id = unique(&format!("py-{}", program.replace('_', "-")));
+        let result = run_once(&python, program, backend, &app_id).await;
+        let _ = std::fs::remove_dir_all(shared_home().join("data").join(&app_id));
+        if matches!(backend, Backend::Redis) {
+            remove_redis_keys(&app_id).await;
+        }
+        if let Err(failure) = result {
+            panic!("{program}.py against {backend:?} failed:\n{failure}");
+        }
+    }
+}
+
+/// One `outrig run … -- python <program>.py`; `Err` carries the output.
+async fn run_once(
+    python: &Path,
+    program: &str,
+    backend: Backend,
+    app_id: &str,
+) -> Result<(), String> {
+    // An empty working directory: no stray ./components is picked up.
+    let workdir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_outrig"));
+    command
+        .current_dir(workdir.path())
+        .args([
+            "run",
+            "--app-id",
+            app_id,
+            "--dapr-http-port",
+            "0",
+            "--dapr-grpc-port",
+            "0",
+        ])
+        .arg("--home")
+        .arg(shared_home());
+    if let Some(yaml) = backend.component() {
+        let resources = workdir.path().join("resources");
+        std::fs::create_dir(&resources).unwrap();
+        std::fs::write(resources.join("statestore.yaml"), yaml).unwrap();
+        command.arg("--resources-path").arg(resources);
+    }
+    let script = repo_root()
+        .join("tests/python")
+        .join(format!("{program}.py"));
+    command
+        .arg("--")
+        .arg(python)
+        .arg(&script)
+        .env("OUTRIG_TEST_STORE", "statestore")
+        .env("OUTRIG_TEST_PREFIX", unique("k"))
+        .env(
+            "OUTRIG_TEST_QUERY",
+            if backend.supports_query() { "1" } else { "0" },
+        )
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("DAPR_API_TOKEN")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_DEADLINE, command.output())
+        .await
+        .map_err(|_| format!("no exit within {RUN_DEADLINE:?}"))?
+        .map_err(|err| format!("cannot start outrig: {err}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let printed_success = stdout
+        .lines()
+        .any(|line| line.starts_with(program) && line.ends_with("all checks passed"));
+    if output.status.success() && printed_success {
+        return Ok(());
+    }
+    Err(format!(
+        "exit: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+/// Removes every key the run's app wrote to Redis (`<app-id>||*`).
+async fn remove_redis_keys(app_id: &str) {
+    let cleanup = async {
+        let client = redis::Client::open(format!("redis://{REDIS_HOST}"))?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{app_id}||*"))
+            .query_async(&mut connection)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        Ok::<_, redis::RedisError>(())
+    };
+    if let Err(err) = cleanup.await {
+        eprintln!("could not remove the Redis keys of {app_id}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn save_get_delete_with_etags_options_and_ttl() {
+    run_program("state_crud").await;
+}
+
+#[tokio::test]
+async fn bulk_save_and_bulk_get() {
+    run_program("state_bulk").await;
+}
+
+#[tokio::test]
+async fn transactions_are_atomic() {
+    run_program("state_transaction").await;
+}
+
+#[tokio::test]
+async fn query_where_supported_and_dapr_error_where_not() {
+    run_program("state_query").await;
+}
+
+#[tokio::test]
+async fn metadata_get_and_set() {
+    run_program("metadata").await;
+}
+
+#[tokio::test]
+async fn errors_raise_what_dapr_raises() {
+    run_program("errors").await;
+}
+
+#[tokio::test]
+async fn http_and_grpc_return_identical_data() {
+    run_program("http_grpc_parity").await;
+}
+
+/// Outrig's protos declare nothing the Dapr SDK's descriptors disagree with.
+#[tokio::test]
+async fn protos_match_the_sdks_wire_contract() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let descriptors = dir.path().join("outrig.bin");
+    std::fs::write(&descriptors, outrig::api::grpc::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let output = Command::new(python)
+        .arg(repo_root().join("tests/python/wire_contract.py"))
+        .arg(&descriptors)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the protos differ from Dapr's:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
