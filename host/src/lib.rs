@@ -4,13 +4,15 @@
 //! The crate is layered so a newcomer can see the boundaries:
 //! - [`config`]: command-line settings and Dapr YAML, parsed once at the edge;
 //! - [`blocks`]: one domain trait per building block, and the validation layer over it;
-//! - [`api`]: the HTTP (and gRPC) wire contract, thin codecs over the blocks;
+//! - [`api`]: the HTTP and gRPC wire contract, thin codecs over the blocks;
+//! - [`appchannel`]: how the sidecar calls its app (HTTP or gRPC);
 //! - [`runtime`]: the wasmtime engine, artifact cache, instance pools and grants;
 //! - [`bindings`]: the code generated from `wit/`;
 //! - [`components`]: Dapr resources turned into running components;
 //! - [`sidecar`] and [`cli`]: the process, composed from the above.
 
 pub mod api;
+pub mod appchannel;
 pub mod bindings;
 pub mod blocks;
 pub mod cli;
