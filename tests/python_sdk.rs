@@ -111,7 +111,10 @@ async fn run_program(program: &str) {
     let Some(python) = python() else { return };
     for backend in BACKENDS {
         let app_id = unique(&format!("py-{}", program.replace('_', "-")));
-        let result = run_once(&python, program, backend, &app_id).await;
+        let script = repo_root()
+            .join("tests/python")
+            .join(format!("{program}.py"));
+        let result = run_once(&python, &script, "all checks passed", backend, &app_id).await;
         let _ = std::fs::remove_dir_all(shared_home().join("data").join(&app_id));
         if matches!(backend, Backend::Redis) {
             remove_redis_keys(&app_id).await;
@@ -122,10 +125,12 @@ async fn run_program(program: &str) {
     }
 }
 
-/// One `outrig run … -- python <program>.py`; `Err` carries the output.
+/// One `outrig run … -- python <script>`; it passed when it exited 0 and
+/// printed a line ending in `success`. `Err` carries the output.
 async fn run_once(
     python: &Path,
-    program: &str,
+    script: &Path,
+    success: &str,
     backend: Backend,
     app_id: &str,
 ) -> Result<(), String> {
@@ -151,13 +156,10 @@ async fn run_once(
         std::fs::write(resources.join("statestore.yaml"), yaml).unwrap();
         command.arg("--resources-path").arg(resources);
     }
-    let script = repo_root()
-        .join("tests/python")
-        .join(format!("{program}.py"));
     command
         .arg("--")
         .arg(python)
-        .arg(&script)
+        .arg(script)
         .env("OUTRIG_TEST_STORE", "statestore")
         .env("OUTRIG_TEST_PREFIX", unique("k"))
         .env(
@@ -173,9 +175,7 @@ async fn run_once(
         .map_err(|_| format!("no exit within {RUN_DEADLINE:?}"))?
         .map_err(|err| format!("cannot start outrig: {err}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let printed_success = stdout
-        .lines()
-        .any(|line| line.starts_with(program) && line.ends_with("all checks passed"));
+    let printed_success = stdout.lines().any(|line| line.ends_with(success));
     if output.status.success() && printed_success {
         return Ok(());
     }
@@ -262,4 +262,17 @@ async fn protos_match_the_sdks_wire_contract() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `samples/python-state` runs as its README says, on the embedded store.
+#[tokio::test]
+async fn the_python_state_sample_runs() {
+    let Some(python) = python() else { return };
+    let app_id = unique("py-sample");
+    let script = repo_root().join("samples/python-state/app.py");
+    let result = run_once(&python, &script, "done", Backend::Embedded, &app_id).await;
+    let _ = std::fs::remove_dir_all(shared_home().join("data").join(&app_id));
+    if let Err(failure) = result {
+        panic!("samples/python-state/app.py failed:\n{failure}");
+    }
 }
