@@ -6,24 +6,25 @@
 //! once per backend: the embedded default store (redb), the in-memory store,
 //! and Redis on 127.0.0.1:6379. A program passes when it exits 0 and prints
 //! its `all checks passed` line. Every run uses its own app id, so its own
-//! `<app-id>||` key prefix; Redis keys are removed afterwards.
+//! `<app-id>||` key prefix; its embedded data and Redis keys are removed
+//! afterwards.
 //!
 //! The interpreter is `$OUTRIG_TEST_PYTHON`, else `.venv/bin/python` at the
 //! repository root. Without it the tests are skipped with a message, except
 //! under CI (`CI=true`), where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{AppId, RedisKeys, Resources};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::process::Command;
 
 /// A bound on one program run (sidecar start, SDK import, the checks), so a
 /// hang fails the test instead of hanging it. Not a performance assertion.
 const RUN_DEADLINE: Duration = Duration::from_secs(240);
-/// The Redis server the tests use.
-const REDIS_HOST: &str = "127.0.0.1:6379";
 
 /// Where the state lives during one run.
 #[derive(Clone, Copy, Debug)]
@@ -32,27 +33,22 @@ enum Backend {
     Embedded,
     /// `state.in-memory` from a resources directory.
     InMemory,
-    /// `state.redis` against [`REDIS_HOST`].
+    /// `state.redis` against the test Redis.
     Redis,
 }
 
 const BACKENDS: [Backend; 3] = [Backend::Embedded, Backend::InMemory, Backend::Redis];
 
 impl Backend {
-    /// The component YAML for `statestore`, if the backend needs one.
-    fn component(self) -> Option<String> {
-        let (component_type, metadata) = match self {
+    /// The resources directory declaring `statestore`, if the backend needs one.
+    fn resources(self) -> Option<Resources> {
+        let resources = Resources::new();
+        match self {
             Backend::Embedded => return None,
-            Backend::InMemory => ("state.in-memory", String::new()),
-            Backend::Redis => (
-                "state.redis",
-                format!("  metadata:\n    - name: redisHost\n      value: {REDIS_HOST}\n"),
-            ),
+            Backend::InMemory => resources.builtin("statestore", "state.in-memory", &[]),
+            Backend::Redis => resources.redis_store("statestore"),
         };
-        Some(format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\n\
-             spec:\n  type: {component_type}\n  version: v1\n{metadata}"
-        ))
+        Some(resources)
     }
 
     /// Whether the store implements the query API.
@@ -85,40 +81,18 @@ fn python() -> Option<PathBuf> {
     None
 }
 
-/// A name no other run uses.
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "{prefix}-{}-{}-{nanos:x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Outrig's home for these tests: the compiled-component cache is shared,
-/// each run's embedded data lives under `data/<app-id>` and is removed.
-fn shared_home() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-sdk-home")
-}
-
 /// Runs `tests/python/<program>.py` against every backend; fails with the
 /// program's and the sidecar's output on the first failure.
 async fn run_program(program: &str) {
     let Some(python) = python() else { return };
+    let script = repo_root()
+        .join("tests/python")
+        .join(format!("{program}.py"));
     for backend in BACKENDS {
-        let app_id = unique(&format!("py-{}", program.replace('_', "-")));
-        let script = repo_root()
-            .join("tests/python")
-            .join(format!("{program}.py"));
-        let result = run_once(&python, &script, "all checks passed", backend, &app_id).await;
-        let _ = std::fs::remove_dir_all(shared_home().join("data").join(&app_id));
-        if matches!(backend, Backend::Redis) {
-            remove_redis_keys(&app_id).await;
-        }
+        // Dropped at the end of the iteration: the embedded data and the Redis keys go.
+        let app = AppId::new(&format!("py-{}", program.replace('_', "-")));
+        let _redis_keys = RedisKeys::of(&app);
+        let result = run_once(&python, &script, "all checks passed", backend, &app).await;
         if let Err(failure) = result {
             panic!("{program}.py against {backend:?} failed:\n{failure}");
         }
@@ -132,40 +106,29 @@ async fn run_once(
     script: &Path,
     success: &str,
     backend: Backend,
-    app_id: &str,
+    app: &AppId,
 ) -> Result<(), String> {
     // An empty working directory: no stray ./components is picked up.
     let workdir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_outrig"));
+    let resources = backend.resources();
+    let mut command = Command::new(common::outrig_bin());
     command
         .current_dir(workdir.path())
-        .args([
-            "run",
-            "--app-id",
-            app_id,
-            "--dapr-http-port",
-            "0",
-            "--dapr-grpc-port",
-            "0",
-        ])
+        .args(["run", "--app-id", app.as_str()])
+        .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"])
         .arg("--home")
-        .arg(shared_home());
-    if let Some(yaml) = backend.component() {
-        let resources = workdir.path().join("resources");
-        std::fs::create_dir(&resources).unwrap();
-        std::fs::write(resources.join("statestore.yaml"), yaml).unwrap();
-        command.arg("--resources-path").arg(resources);
+        .arg(common::shared_home());
+    if let Some(resources) = &resources {
+        command.arg("--resources-path").arg(resources.path());
     }
+    let query = if backend.supports_query() { "1" } else { "0" };
     command
         .arg("--")
         .arg(python)
         .arg(script)
         .env("OUTRIG_TEST_STORE", "statestore")
-        .env("OUTRIG_TEST_PREFIX", unique("k"))
-        .env(
-            "OUTRIG_TEST_QUERY",
-            if backend.supports_query() { "1" } else { "0" },
-        )
+        .env("OUTRIG_TEST_PREFIX", common::unique_name("k"))
+        .env("OUTRIG_TEST_QUERY", query)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("DAPR_API_TOKEN")
         .stdin(Stdio::null())
@@ -184,28 +147,6 @@ async fn run_once(
         output.status,
         String::from_utf8_lossy(&output.stderr)
     ))
-}
-
-/// Removes every key the run's app wrote to Redis (`<app-id>||*`).
-async fn remove_redis_keys(app_id: &str) {
-    let cleanup = async {
-        let client = redis::Client::open(format!("redis://{REDIS_HOST}"))?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{app_id}||*"))
-            .query_async(&mut connection)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("DEL")
-                .arg(keys)
-                .query_async::<()>(&mut connection)
-                .await?;
-        }
-        Ok::<_, redis::RedisError>(())
-    };
-    if let Err(err) = cleanup.await {
-        eprintln!("could not remove the Redis keys of {app_id}: {err}");
-    }
 }
 
 #[tokio::test]
@@ -243,6 +184,17 @@ async fn http_and_grpc_return_identical_data() {
     run_program("http_grpc_parity").await;
 }
 
+/// `samples/python-state` runs as its README says, on the embedded store.
+#[tokio::test]
+async fn the_python_state_sample_runs() {
+    let Some(python) = python() else { return };
+    let app = AppId::new("py-sample");
+    let script = repo_root().join("samples/python-state/app.py");
+    if let Err(failure) = run_once(&python, &script, "done", Backend::Embedded, &app).await {
+        panic!("samples/python-state/app.py failed:\n{failure}");
+    }
+}
+
 /// Outrig's protos declare nothing the Dapr SDK's descriptors disagree with.
 #[tokio::test]
 async fn protos_match_the_sdks_wire_contract() {
@@ -262,17 +214,4 @@ async fn protos_match_the_sdks_wire_contract() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// `samples/python-state` runs as its README says, on the embedded store.
-#[tokio::test]
-async fn the_python_state_sample_runs() {
-    let Some(python) = python() else { return };
-    let app_id = unique("py-sample");
-    let script = repo_root().join("samples/python-state/app.py");
-    let result = run_once(&python, &script, "done", Backend::Embedded, &app_id).await;
-    let _ = std::fs::remove_dir_all(shared_home().join("data").join(&app_id));
-    if let Err(failure) = result {
-        panic!("samples/python-state/app.py failed:\n{failure}");
-    }
 }
