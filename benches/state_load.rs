@@ -11,7 +11,10 @@
 //!   `HSET`s `data` and `version` (Dapr's layout), as the component does; and
 //!   the ratio of the two;
 //! - start to healthy (spawn → `GET /v1.0/healthz` answers 204, warm cache)
-//!   and idle RSS (`VmRSS`) with the embedded default and with 6 components.
+//!   and idle RSS (`VmRSS`) with the embedded default and with 6 components;
+//! - SET and GET on the in-memory store through the gRPC API (`SaveState`,
+//!   `GetState`: N concurrent streams on one HTTP/2 connection) next to the
+//!   HTTP API (N connections), at 1, 16 and 64.
 //!
 //! It prints Markdown; BENCHMARKS.md records a run. Knobs:
 //! `OUTRIG_BENCH_SECONDS`, `OUTRIG_BENCH_CONNECTIONS`, `OUTRIG_BENCH_STARTS`.
@@ -250,6 +253,107 @@ async fn measure_store(
     Ok(vec![set, get])
 }
 
+/// Concurrency levels of the gRPC-versus-HTTP rows (the 1, 16, 64).
+const STREAM_COUNTS: [usize; 3] = [1, 16, 64];
+
+/// Where the sidecar's gRPC API listens, from its `gRPC API listening on` log line.
+fn grpc_addr(logs: &str) -> anyhow::Result<SocketAddr> {
+    let (_, rest) = logs
+        .split_once("gRPC API listening on ")
+        .context("the sidecar did not log its gRPC address")?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':'))
+        .collect();
+    Ok(addr.parse()?)
+}
+
+/// SET then GET through the gRPC API on `store`, `streams` calls in flight
+/// on one HTTP/2 connection (as an SDK's single channel does).
+async fn measure_grpc_store(
+    settings: &Settings,
+    addr: SocketAddr,
+    store: &str,
+    streams: usize,
+) -> anyhow::Result<Vec<Measured>> {
+    use outrig::api::grpc::proto::common::StateItem;
+    use outrig::api::grpc::proto::runtime::{
+        GetStateRequest, SaveStateRequest, dapr_client::DaprClient,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let client = DaprClient::new(channel);
+    let item = |n: u64| StateItem {
+        key: format!("k{n}"),
+        value: value().into_bytes(),
+        ..Default::default()
+    };
+    let fill = SaveStateRequest {
+        store_name: store.to_owned(),
+        states: (0..KEYS).map(item).collect(),
+    };
+    client.clone().save_state(fill).await?;
+    let path = format!("gRPC → {store}, {streams} streams");
+    let workers = || vec![client.clone(); streams];
+    let set = closed_loop(
+        settings,
+        &path,
+        "SET",
+        workers(),
+        async |c: &mut DaprClient<_>, n| {
+            let request = SaveStateRequest {
+                store_name: store.to_owned(),
+                states: vec![item(n)],
+            };
+            Ok(c.save_state(request).await.is_ok())
+        },
+    )
+    .await?;
+    let get = closed_loop(
+        settings,
+        &path,
+        "GET",
+        workers(),
+        async |c: &mut DaprClient<_>, n| {
+            let request = GetStateRequest {
+                store_name: store.to_owned(),
+                key: format!("k{n}"),
+                ..Default::default()
+            };
+            Ok(c.get_state(request)
+                .await
+                .is_ok_and(|r| !r.get_ref().data.is_empty()))
+        },
+    )
+    .await?;
+    Ok(vec![set, get])
+}
+
+/// gRPC and HTTP side by side on `store` at each of [`STREAM_COUNTS`].
+async fn measure_grpc_and_http(
+    settings: &Settings,
+    sidecar: &common::Sidecar,
+    store: &str,
+) -> anyhow::Result<Vec<Measured>> {
+    let grpc = grpc_addr(&sidecar.logs())?;
+    let mut rows = Vec::new();
+    for streams in STREAM_COUNTS {
+        let at = Settings {
+            measure: settings.measure,
+            connections: streams,
+            starts: settings.starts,
+        };
+        rows.extend(measure_grpc_store(&at, grpc, store, streams).await?);
+        for mut row in measure_store(&at, sidecar.addr, store).await? {
+            row.path = format!("HTTP → {store}, {streams} connections");
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
 // ---------------------------------------------------------------------------
 // Native Redis, the baseline
 // ---------------------------------------------------------------------------
@@ -422,6 +526,8 @@ async fn run() -> anyhow::Result<()> {
         eprintln!("measuring {store} …");
         rows.extend(measure_store(&settings, sidecar.addr, store).await?);
     }
+    eprintln!("measuring gRPC next to HTTP …");
+    let grpc_rows = measure_grpc_and_http(&settings, &sidecar, "mem").await?;
     eprintln!("measuring native Redis …");
     let native = measure_native_redis(&settings, &native_prefix).await;
     drop(sidecar);
@@ -472,6 +578,15 @@ async fn run() -> anyhow::Result<()> {
                 100.0 * through.per_second() / direct.per_second()
             );
         }
+    }
+    println!(
+        "\n## State over gRPC and HTTP, in-memory store, {:?} per row\n",
+        settings.measure
+    );
+    println!("| path | op | req/s | p50 (µs) | p99 (µs) | failed |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for row in &grpc_rows {
+        println!("{}", row.row());
     }
     println!(
         "\n## Start to healthy (warm cache) and idle RSS, {} starts\n",
