@@ -83,6 +83,25 @@ async fn http_and_grpc_return_identical_data() {
     run_program("http_grpc_parity").await;
 }
 
+/// With `DAPR_API_TOKEN` set, the SDK (which sends it) is served and a call
+/// without it is refused UNAUTHENTICATED.
+#[tokio::test]
+async fn the_api_token_is_enforced_on_grpc() {
+    let Some(python) = python() else { return };
+    let token = common::unique_name("token");
+    AppRun {
+        name: "py-api-token",
+        app: vec![
+            python.into(),
+            repo_root().join("tests/python/api_token.py").into(),
+        ],
+        env: vec![("DAPR_API_TOKEN", &token)],
+        success: "all checks passed",
+    }
+    .against(&[Backend::Embedded])
+    .await;
+}
+
 /// `samples/python-state` runs as its README says, on the embedded store.
 #[tokio::test]
 async fn the_python_state_sample_runs() {

@@ -114,11 +114,12 @@ impl AppRun<'_> {
         command
             .arg("--")
             .args(&self.app)
-            .envs(self.env.iter().copied())
+            .env_remove("DAPR_API_TOKEN")
             .env("OUTRIG_TEST_STORE", "statestore")
             .env("OUTRIG_TEST_PREFIX", common::unique_name("k"))
             .env("OUTRIG_TEST_QUERY", query)
-            .env_remove("DAPR_API_TOKEN")
+            // Last, so a test may set DAPR_API_TOKEN for the sidecar and the app.
+            .envs(self.env.iter().copied())
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let output = tokio::time::timeout(RUN_DEADLINE, command.output())
