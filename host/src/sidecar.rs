@@ -27,6 +27,9 @@ pub struct RunningSidecar {
     /// The API servers (HTTP, gRPC), each stopping when `stop` turns true.
     servers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    /// Held for as long as the sidecar runs: the epoch ticker, which stops
+    /// guests past their deadline, runs only while an engine handle lives.
+    _engine: RuntimeEngine,
 }
 
 impl RunningSidecar {
@@ -52,7 +55,10 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
     let started = Instant::now();
     let resources = component_resources(settings)?;
     let engine = RuntimeEngine::new()?;
-    let host = ComponentHost::new(engine, ArtifactCache::new(Some(settings.cache_dir())))?;
+    let host = ComponentHost::new(
+        engine.clone(),
+        ArtifactCache::new(Some(settings.cache_dir())),
+    )?;
     let base = LoadContext {
         app_id: settings.app_id.clone(),
         component_name: String::new(),
@@ -128,6 +134,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         shutdown,
         servers: vec![server, grpc_server],
         stop,
+        _engine: engine,
     })
 }
 
