@@ -50,6 +50,10 @@ async fn start(app: &AppId, resources: &Resources) -> anyhow::Result<Sidecar> {
         hostile["status"] != "failed",
         "the hostile component did not load: {hostile}"
     );
+    ensure!(
+        hostile["sha256"] == sha256.as_str(),
+        "metadata lists another sha256 than the file's ({sha256}): {hostile}"
+    );
     sc.put(HOSTILE, "ordinary", json!("fine")).await?;
     sc.put(MEM, "ordinary", json!("also fine")).await?;
     Ok(sc)
