@@ -117,7 +117,10 @@ impl ComponentHost {
                 }
             }
             Err(err) => {
-                let message = format!("{source}: component `{}`: {err:#}", resource.name);
+                let message = one_line(&format!(
+                    "{source}: component `{}`: {err:#}",
+                    resource.name
+                ));
                 tracing::error!("{message}");
                 info.status = LoadStatus::Failed(message);
                 CatalogEntry { info, state: None }
@@ -153,7 +156,13 @@ impl ComponentHost {
             tokio::task::spawn_blocking(move || cache.load(&engine, &sha256, &wasm))
                 .await
                 .context("compilation task failed")?
-                .context("the file is not a valid WebAssembly component")?;
+                .with_context(|| match &resource.wasm {
+                    Some(wasm) => format!(
+                        "spec.wasm.path: {} is not a valid WebAssembly component",
+                        wasm.path.display()
+                    ),
+                    None => "the built-in component is not a valid WebAssembly component".into(),
+                })?;
         let instance_pre = self
             .state_linker
             .instantiate_pre(&component)
@@ -255,6 +264,12 @@ impl ComponentHost {
         };
         Ok((builtin.wasm.to_vec(), grant, builtin.max_instances))
     }
+}
+
+/// Collapses runs of whitespace (wasmtime's parse errors span lines) so a load
+/// error stays one log line and one readable metadata field.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn mib(n: u64) -> usize {
