@@ -21,7 +21,10 @@ const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Test-only components: their paths are exported, their bytes are not embedded.
-const TEST_ONLY: &[(&str, &str)] = &[("TEST_HOSTILE", "test-hostile")];
+const TEST_ONLY: &[(&str, &str)] = &[
+    ("TEST_HOSTILE", "test-hostile"),
+    ("TEST_VERSIONED", "test-versioned"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -9,6 +9,7 @@
 //! - [`runtime`]: the wasmtime engine, artifact cache, instance pools and grants;
 //! - [`bindings`]: the code generated from `wit/`;
 //! - [`components`]: Dapr resources turned into running components;
+//! - [`reload`]: swapping components in place while the sidecar serves;
 //! - [`sidecar`] and [`cli`]: the process, composed from the above.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod blocks;
 pub mod cli;
 pub mod components;
 pub mod config;
+pub mod reload;
 pub mod runtime;
 pub mod sidecar;
 

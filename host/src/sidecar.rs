@@ -1,16 +1,15 @@
 //! The sidecar assembled: load components, publish them in the catalog, serve
-//! the API, shut down gracefully.
+//! the API, reload the components when they change, shut down gracefully.
 
 use crate::api::ApiContext;
 use crate::blocks::Catalog;
-use crate::blocks::catalog::CatalogSnapshot;
 use crate::components::{ComponentHost, LoadContext};
-use crate::config::resources::{self, ComponentResource, MetadataEntry, MetadataValue};
-use crate::config::settings::{DEFAULT_STATE_STORE_NAME, SidecarSettings};
+use crate::config::settings::SidecarSettings;
+use crate::reload::watch::ResourceWatcher;
+use crate::reload::{Reloader, ResourceSource};
 use crate::runtime::{ArtifactCache, RuntimeEngine};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Notify, watch};
@@ -24,6 +23,10 @@ pub struct RunningSidecar {
     pub grpc_addr: SocketAddr,
     /// Notified when the sidecar is asked to stop (`POST /v1.0/shutdown`, gRPC `Shutdown`).
     pub shutdown: Arc<Notify>,
+    /// Reloads the components (`SIGHUP`; the API and the file watch hold it too).
+    pub reloader: Arc<Reloader>,
+    /// The watch on the resources directory, stopped when the sidecar is.
+    _watcher: Option<ResourceWatcher>,
     /// The API servers (HTTP, gRPC), each stopping when `stop` turns true.
     servers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -53,7 +56,10 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// requests, so the app may be started right after.
 pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar> {
     let started = Instant::now();
-    let resources = component_resources(settings)?;
+    let source = ResourceSource::from_settings(settings)?;
+    let resources = source
+        .read_all()
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let engine = RuntimeEngine::new()?;
     let host = ComponentHost::new(
         engine.clone(),
@@ -65,19 +71,9 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         base_dir: settings.resources_path.clone(),
         data_dir: settings.data_dir(),
     };
-    let loads = resources.iter().map(|resource| {
-        let mut ctx = base.clone();
-        if let Some(dir) = resource.source.parent() {
-            ctx.base_dir = dir.to_path_buf();
-        }
-        let host = &host;
-        async move { host.load(resource, &ctx).await }
-    });
-    let mut snapshot = CatalogSnapshot::default();
-    for entry in futures::future::join_all(loads).await {
-        snapshot.entries.insert(entry.info.name.clone(), entry);
-    }
-    let catalog = Arc::new(Catalog::new(snapshot));
+    let catalog = Arc::new(Catalog::default());
+    let reloader = Arc::new(Reloader::new(host, base, source, Arc::clone(&catalog)));
+    reloader.load_initial(resources).await;
 
     let shutdown = Arc::new(Notify::new());
     let ctx = Arc::new(ApiContext {
@@ -114,13 +110,16 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
             tracing::error!(error = %err, "the gRPC API server failed");
         }
     });
-    let router = crate::api::http::router(ctx);
+    let router = crate::api::http::router_with_reload(ctx, reloader.clone());
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, router).with_graceful_shutdown(stopped(stop_signal));
         if let Err(err) = serve.await {
             tracing::error!(error = %err, "the HTTP API server failed");
         }
     });
+    let watcher = crate::reload::watch::spawn(Arc::clone(&reloader))
+        .await
+        .context("watching the resources directory")?;
     tracing::info!("gRPC API listening on {grpc_addr}");
     tracing::info!(
         app_id = %settings.app_id,
@@ -132,58 +131,10 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         http_addr,
         grpc_addr,
         shutdown,
+        reloader,
+        _watcher: watcher,
         servers: vec![server, grpc_server],
         stop,
         _engine: engine,
     })
-}
-
-/// The component resources to load: the YAML in the resources directory, or
-/// the embedded defaults when there is none.
-fn component_resources(settings: &SidecarSettings) -> anyhow::Result<Vec<ComponentResource>> {
-    let dir = &settings.resources_path;
-    if !dir.is_dir() {
-        if settings.resources_path_explicit {
-            bail!("--resources-path {}: not a directory", dir.display());
-        }
-        tracing::info!(
-            "no resources directory at {}; serving the embedded defaults",
-            dir.display()
-        );
-        return Ok(embedded_defaults(&settings.data_dir()));
-    }
-    let all = resources::load_dir(dir).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    Ok(all
-        .into_iter()
-        .filter(|resource| {
-            let in_scope = resource.scopes.is_empty() || resource.scopes.contains(&settings.app_id);
-            if !in_scope {
-                tracing::info!(component = %resource.name, "skipped: app id not in its scopes");
-            }
-            in_scope
-        })
-        .collect())
-}
-
-/// A durable file-backed state store under Outrig's home, named as Dapr's
-/// self-hosted default so apps written for Dapr find it.
-fn embedded_defaults(data_dir: &Path) -> Vec<ComponentResource> {
-    vec![ComponentResource {
-        name: DEFAULT_STATE_STORE_NAME.into(),
-        namespace: None,
-        component_type: "state.redb".into(),
-        version: "v1".into(),
-        metadata: vec![MetadataEntry {
-            name: "dataDir".into(),
-            value: MetadataValue::Plain(
-                data_dir
-                    .join(DEFAULT_STATE_STORE_NAME)
-                    .display()
-                    .to_string(),
-            ),
-        }],
-        scopes: Vec::new(),
-        wasm: None,
-        source: "embedded default".into(),
-    }]
 }

@@ -16,6 +16,10 @@ pub enum LoadStatus {
     Loaded,
     /// The last load failed; the message says why (file and field where known).
     Failed(String),
+    /// An earlier version serves, because loading the newest one (after a
+    /// hot reload) failed; the message says why. The serving version's
+    /// sha256 is still the one reported.
+    Stale(String),
 }
 
 /// What `/v1.0/metadata` reports about a component.

@@ -1,21 +1,29 @@
 //! `outrig run`: the sidecar first, healthy, then the app; signals forwarded;
-//! both shut down together; the exit code is the app's.
+//! both shut down together; the exit code is the app's. `SIGHUP` reloads the
+//! components instead.
 
 use super::RunArgs;
 use super::app_process::{AppEnvironment, AppProcess, exit_code};
+use crate::reload::{ReloadCause, ReloadTrigger, Reloader};
 use crate::sidecar;
 use nix::sys::signal::Signal;
-use tokio::signal::unix::{SignalKind, signal};
+use std::sync::Arc;
+use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
+use tokio::task::JoinHandle;
 
 /// Runs the sidecar (and the app, if a command was given) until one of them
 /// stops. Returns the process exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let settings = args.settings();
+    // Taken before the sidecar says it is ready, so that a SIGHUP sent as
+    // soon as it is reloads the components rather than ending the process.
+    let hangup = signal(SignalKind::hangup())?;
     let running = sidecar::start(&settings).await?;
+    let _reloads = ReloadOnHangup::spawn(hangup, Arc::clone(&running.reloader));
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut quit = signal(SignalKind::quit())?;
-    let shutdown = std::sync::Arc::clone(&running.shutdown);
+    let shutdown = Arc::clone(&running.shutdown);
 
     if args.command.is_empty() {
         tokio::select! {
@@ -47,4 +55,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     tracing::info!(code, "app exited; shutting down the sidecar");
     running.stop().await;
     Ok(code)
+}
+
+/// Reloads the components at every `SIGHUP`, until dropped.
+struct ReloadOnHangup(JoinHandle<()>);
+
+impl ReloadOnHangup {
+    fn spawn(mut hangup: SignalStream, reloader: Arc<Reloader>) -> Self {
+        ReloadOnHangup(tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("hangup: reloading the components");
+                reloader.reload(ReloadCause::Signal).await;
+            }
+        }))
+    }
+}
+
+impl Drop for ReloadOnHangup {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

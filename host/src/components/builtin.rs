@@ -13,7 +13,7 @@ mod guests {
 }
 
 #[doc(hidden)]
-pub use guests::TEST_HOSTILE_PATH;
+pub use guests::{TEST_HOSTILE_PATH, TEST_VERSIONED_PATH};
 
 /// What a built-in is granted, derived from its metadata.
 #[derive(Debug, Default)]
@@ -35,6 +35,10 @@ pub struct Builtin {
     /// Most instances at once: 1 where the store holds its data in the
     /// instance (in-memory) or locks a file (redb).
     pub max_instances: usize,
+    /// Whether two live versions must never open its files at once (redb
+    /// cannot lock its file under WASI): a hot reload then retires the old
+    /// version before it starts the new one.
+    pub exclusive_files: bool,
     /// Derives the grant from the metadata.
     pub derive: fn(&Metadata<'_>, &LoadContext) -> anyhow::Result<DerivedGrant>,
 }
@@ -58,24 +62,28 @@ const BUILTINS: &[Builtin] = &[
         component_type: "state.in-memory",
         wasm: guests::STATE_IN_MEMORY,
         max_instances: 1,
+        exclusive_files: false,
         derive: |_, _| Ok(DerivedGrant::default()),
     },
     Builtin {
         component_type: "state.redb",
         wasm: guests::STATE_REDB,
         max_instances: 1,
+        exclusive_files: true,
         derive: derive_redb,
     },
     Builtin {
         component_type: "state.redis",
         wasm: guests::STATE_REDIS,
         max_instances: 16,
+        exclusive_files: false,
         derive: derive_redis,
     },
     Builtin {
         component_type: "state.postgresql",
         wasm: guests::STATE_POSTGRESQL,
         max_instances: 16,
+        exclusive_files: false,
         derive: derive_postgresql,
     },
 ];

@@ -201,6 +201,31 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Vec<ComponentResource>, Lo
 
 /// [`load_dir`], returning the unknown fields instead of logging them.
 pub fn load_dir_report(dir: &Path) -> Result<LoadReport, LoadErrors> {
+    let scan = scan_dir(dir)?;
+    if scan.errors.0.is_empty() {
+        Ok(scan.report)
+    } else {
+        Err(scan.errors)
+    }
+}
+
+/// What [`scan_dir`] found: the components of every file that parsed, and
+/// the problems of every file that did not.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DirScan {
+    /// Components (and unknown fields) of the files without errors; a
+    /// component named like an earlier one is left out.
+    pub report: LoadReport,
+    /// Every problem; each names its file. A file with a problem contributes
+    /// no component.
+    pub errors: LoadErrors,
+}
+
+/// Reads the resources directory file by file without stopping at a bad
+/// one, so a hot reload can apply the good files and keep serving what a
+/// broken file described before. Fails only when the directory itself
+/// cannot be read.
+pub fn scan_dir(dir: &Path) -> Result<DirScan, LoadErrors> {
     let files = resource_files(dir).map_err(|message| {
         LoadErrors(vec![LoadError {
             file: dir.to_path_buf(),
@@ -209,8 +234,7 @@ pub fn load_dir_report(dir: &Path) -> Result<LoadReport, LoadErrors> {
             message,
         }])
     })?;
-    let mut report = LoadReport::default();
-    let mut errors = Vec::new();
+    let mut scan = DirScan::default();
     for file in files {
         let parsed = std::fs::read_to_string(&file)
             .map_err(|error| {
@@ -224,18 +248,22 @@ pub fn load_dir_report(dir: &Path) -> Result<LoadReport, LoadErrors> {
             .and_then(|text| parse_str_report(&text, &file));
         match parsed {
             Ok(mut found) => {
-                report.components.append(&mut found.components);
-                report.unknown_fields.append(&mut found.unknown_fields);
+                scan.report.components.append(&mut found.components);
+                scan.report.unknown_fields.append(&mut found.unknown_fields);
             }
-            Err(LoadErrors(mut found)) => errors.append(&mut found),
+            Err(LoadErrors(mut found)) => scan.errors.0.append(&mut found),
         }
     }
-    errors.extend(duplicate_names(&report.components));
-    if errors.is_empty() {
-        Ok(report)
-    } else {
-        Err(LoadErrors(errors))
-    }
+    let (dropped, errors): (Vec<usize>, Vec<LoadError>) =
+        duplicates(&scan.report.components).into_iter().unzip();
+    scan.report.components = std::mem::take(&mut scan.report.components)
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| !dropped.contains(index))
+        .map(|(_, component)| component)
+        .collect();
+    scan.errors.0.extend(errors);
+    Ok(scan)
 }
 
 /// [`parse_str`], returning the unknown fields instead of logging them.
@@ -318,8 +346,9 @@ pub fn parse_str_report(text: &str, source: &Path) -> Result<LoadReport, LoadErr
     }
 }
 
-/// Logs the unknown fields and hands back the components.
-fn warn_and_keep_components(report: LoadReport) -> Vec<ComponentResource> {
+/// Logs the unknown fields and hands back the components (also for a hot
+/// reload, so a new file's unknown fields are warned about too).
+pub fn warn_and_keep_components(report: LoadReport) -> Vec<ComponentResource> {
     for unknown in &report.unknown_fields {
         tracing::warn!(
             file = %unknown.file.display(),
@@ -392,20 +421,31 @@ fn check_api_version(value: &Value) -> Result<(), String> {
 
 /// An error for every component named like an earlier one.
 fn duplicate_names(components: &[ComponentResource]) -> Vec<LoadError> {
+    duplicates(components)
+        .into_iter()
+        .map(|(_, error)| error)
+        .collect()
+}
+
+/// Every component named like an earlier one: (its index, the error).
+fn duplicates(components: &[ComponentResource]) -> Vec<(usize, LoadError)> {
     let mut first: HashMap<&str, &Path> = HashMap::new();
     let mut errors = Vec::new();
-    for component in components {
+    for (index, component) in components.iter().enumerate() {
         match first.get(component.name.as_str()) {
-            Some(earlier) => errors.push(LoadError {
-                file: component.source.clone(),
-                document: None,
-                field: Some("metadata.name".into()),
-                message: format!(
-                    "duplicate component name `{}` (first defined in {})",
-                    component.name,
-                    earlier.display()
-                ),
-            }),
+            Some(earlier) => errors.push((
+                index,
+                LoadError {
+                    file: component.source.clone(),
+                    document: None,
+                    field: Some("metadata.name".into()),
+                    message: format!(
+                        "duplicate component name `{}` (first defined in {})",
+                        component.name,
+                        earlier.display()
+                    ),
+                },
+            )),
             None => {
                 first.insert(&component.name, &component.source);
             }

@@ -29,7 +29,10 @@ struct WireMetadata {
 }
 
 /// One component: Dapr's `name`, `type`, `version`, `capabilities`, then Outrig's
-/// `status`, `error`, `sha256`, `source` (SDKs ignore fields they do not know).
+/// `status` (`loaded`; `failed`: nothing serves; `stale`: an older version
+/// serves because the newest failed to load), `error` (why, for the last
+/// two), `sha256` (of the serving version), `source` (SDKs ignore fields
+/// they do not know).
 #[derive(Serialize)]
 struct WireComponent {
     name: String,
@@ -50,6 +53,7 @@ impl From<ComponentInfo> for WireComponent {
         let (status, error) = match info.status {
             LoadStatus::Loaded => ("loaded", None),
             LoadStatus::Failed(error) => ("failed", Some(error)),
+            LoadStatus::Stale(error) => ("stale", Some(error)),
         };
         WireComponent {
             capabilities: info.features.iter().map(|f| f.dapr_name()).collect(),

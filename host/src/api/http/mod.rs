@@ -4,7 +4,7 @@
 //! - [`error`]: [`ApiError`], the single place failures become responses;
 //! - `extract`: path, query and body extractors failing with Dapr's body;
 //! - `auth`: the `dapr-api-token` check;
-//! - `state`, `metadata`, `health`, `shutdown`: one module per API area.
+//! - `state`, `metadata`, `health`, `shutdown`, `reload`: one module per API area.
 //!
 //! The server that runs the router (listener, graceful shutdown) lives with
 //! the sidecar's composition, not here.
@@ -14,6 +14,7 @@ pub mod error;
 mod extract;
 mod health;
 mod metadata;
+mod reload;
 mod shutdown;
 mod state;
 
@@ -25,6 +26,7 @@ pub use error::ApiError;
 
 use super::ApiContext;
 use crate::blocks::state::StateBlock;
+use crate::reload::ReloadTrigger;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -39,6 +41,8 @@ pub(crate) struct HttpState {
     ctx: Arc<ApiContext>,
     state: StateBlock,
     max_body_bytes: usize,
+    /// What `POST /v1.0/outrig/reload` pulls; without it the route answers 404.
+    reload: Option<Arc<dyn ReloadTrigger>>,
 }
 
 /// The HTTP API over `ctx`, with Dapr's default body limit.
@@ -48,10 +52,25 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
 
 /// The HTTP API over `ctx`, refusing bodies larger than `max_body_bytes` with 413.
 pub fn router_with_body_limit(ctx: Arc<ApiContext>, max_body_bytes: usize) -> Router {
+    build(ctx, max_body_bytes, None)
+}
+
+/// The HTTP API over `ctx` plus Outrig's `POST /v1.0/outrig/reload`, which
+/// pulls `reload` (behind the same token as every other route).
+pub fn router_with_reload(ctx: Arc<ApiContext>, reload: Arc<dyn ReloadTrigger>) -> Router {
+    build(ctx, DEFAULT_MAX_BODY_BYTES, Some(reload))
+}
+
+fn build(
+    ctx: Arc<ApiContext>,
+    max_body_bytes: usize,
+    reload: Option<Arc<dyn ReloadTrigger>>,
+) -> Router {
     let shared = Arc::new(HttpState {
         state: StateBlock::new(&ctx.app_id, ctx.catalog.clone()),
         ctx,
         max_body_bytes,
+        reload,
     });
     Router::new()
         .route("/v1.0/state/{store}", post(state::save).put(state::save))
@@ -76,6 +95,7 @@ pub fn router_with_body_limit(ctx: Arc<ApiContext>, max_body_bytes: usize) -> Ro
         .route("/v1.0/healthz", get(health::healthz))
         .route("/v1.0/healthz/outbound", get(health::outbound))
         .route("/v1.0/shutdown", post(shutdown::shutdown))
+        .route("/v1.0/outrig/reload", post(reload::reload))
         // Dapr hands every unmatched request (wrong path or wrong method) to
         // service invocation, which answers 404 without a target app.
         .fallback(not_found)

@@ -1,0 +1,160 @@
+//! Where the components to serve are described: the resources directory, or
+//! the embedded defaults when there is none. Read once at start (strictly: a
+//! broken file stops the sidecar) and again at every reload (leniently: a
+//! broken file keeps what it described before serving).
+
+use super::diff::Desired;
+use crate::config::resources::{self, ComponentResource, LoadErrors, MetadataEntry, MetadataValue};
+use crate::config::settings::{DEFAULT_STATE_STORE_NAME, SidecarSettings};
+use anyhow::bail;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where the component resources come from.
+#[derive(Debug, Clone)]
+pub enum ResourceSource {
+    /// The YAML in a resources directory, keeping the components in scope
+    /// for `app_id`.
+    Directory {
+        /// The resources directory.
+        dir: PathBuf,
+        /// The app id that `scopes` are checked against.
+        app_id: String,
+    },
+    /// No resources directory: the embedded defaults, which never change.
+    Embedded(Vec<ComponentResource>),
+}
+
+/// What a lenient read found.
+#[derive(Debug, Clone, Default)]
+pub struct Scanned {
+    /// The components in scope, from the files that parsed.
+    pub components: Vec<ComponentResource>,
+    /// Each file that did not parse, with its errors (one line each).
+    pub broken_files: BTreeMap<PathBuf, String>,
+}
+
+impl ResourceSource {
+    /// The source `settings` name: the resources directory if it exists,
+    /// else the embedded defaults (an explicit `--resources-path` must exist).
+    pub fn from_settings(settings: &SidecarSettings) -> anyhow::Result<Self> {
+        let dir = &settings.resources_path;
+        if dir.is_dir() {
+            return Ok(ResourceSource::Directory {
+                dir: dir.clone(),
+                app_id: settings.app_id.clone(),
+            });
+        }
+        if settings.resources_path_explicit {
+            bail!("--resources-path {}: not a directory", dir.display());
+        }
+        tracing::info!(
+            "no resources directory at {}; serving the embedded defaults",
+            dir.display()
+        );
+        Ok(ResourceSource::Embedded(embedded_defaults(
+            &settings.data_dir(),
+        )))
+    }
+
+    /// The directory to watch for changes; none for the embedded defaults.
+    pub fn watched_dir(&self) -> Option<&Path> {
+        match self {
+            ResourceSource::Directory { dir, .. } => Some(dir),
+            ResourceSource::Embedded(_) => None,
+        }
+    }
+
+    /// Every component in scope; any error in any file fails the read.
+    pub fn read_all(&self) -> Result<Vec<ComponentResource>, LoadErrors> {
+        match self {
+            ResourceSource::Directory { dir, app_id } => {
+                Ok(in_scope(resources::load_dir(dir)?, app_id))
+            }
+            ResourceSource::Embedded(defaults) => Ok(defaults.clone()),
+        }
+    }
+
+    /// The components in scope from the files that parse, and the errors of
+    /// those that do not; fails only when the directory cannot be read.
+    pub fn scan(&self) -> Result<Scanned, LoadErrors> {
+        let ResourceSource::Directory { dir, app_id } = self else {
+            return self.read_all().map(|components| Scanned {
+                components,
+                broken_files: BTreeMap::new(),
+            });
+        };
+        let scan = resources::scan_dir(dir)?;
+        let mut broken_files: BTreeMap<PathBuf, String> = BTreeMap::new();
+        for error in scan.errors.0 {
+            let line = error.to_string();
+            broken_files
+                .entry(error.file.clone())
+                .and_modify(|all| {
+                    all.push_str("; ");
+                    all.push_str(&line);
+                })
+                .or_insert(line);
+        }
+        let components = resources::warn_and_keep_components(scan.report);
+        Ok(Scanned {
+            components: in_scope(components, app_id),
+            broken_files,
+        })
+    }
+}
+
+/// `components` with the sha256 their `.wasm` files have now (blocking: it
+/// reads the files).
+pub fn desired(components: Vec<ComponentResource>) -> Vec<Desired> {
+    components
+        .into_iter()
+        .map(|resource| {
+            let sha256 = resource
+                .wasm
+                .as_ref()
+                .and_then(|wasm| std::fs::read(&wasm.path).ok())
+                .map(|bytes| hex::encode(Sha256::digest(bytes)));
+            Desired { resource, sha256 }
+        })
+        .collect()
+}
+
+/// The components whose `scopes` admit `app_id` (no scopes admit every app).
+fn in_scope(components: Vec<ComponentResource>, app_id: &str) -> Vec<ComponentResource> {
+    components
+        .into_iter()
+        .filter(|resource| {
+            let in_scope =
+                resource.scopes.is_empty() || resource.scopes.iter().any(|s| s == app_id);
+            if !in_scope {
+                tracing::info!(component = %resource.name, "skipped: app id not in its scopes");
+            }
+            in_scope
+        })
+        .collect()
+}
+
+/// A durable file-backed state store under Outrig's home, named as Dapr's
+/// self-hosted default so apps written for Dapr find it.
+fn embedded_defaults(data_dir: &Path) -> Vec<ComponentResource> {
+    vec![ComponentResource {
+        name: DEFAULT_STATE_STORE_NAME.into(),
+        namespace: None,
+        component_type: "state.redb".into(),
+        version: "v1".into(),
+        metadata: vec![MetadataEntry {
+            name: "dataDir".into(),
+            value: MetadataValue::Plain(
+                data_dir
+                    .join(DEFAULT_STATE_STORE_NAME)
+                    .display()
+                    .to_string(),
+            ),
+        }],
+        scopes: Vec::new(),
+        wasm: None,
+        source: "embedded default".into(),
+    }]
+}
