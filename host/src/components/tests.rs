@@ -106,6 +106,11 @@ async fn hostile_component_is_contained_and_keeps_serving() {
             .await
             .expect_err(misbehaviour);
         assert!(expected(&err), "{misbehaviour}: unexpected error {err:?}");
+        let message = err.to_string();
+        assert!(
+            !message.contains('\n') && !message.contains("backtrace"),
+            "{misbehaviour}: the error should be one line without the guest backtrace: {message}"
+        );
         // The same component still answers afterwards, from a fresh instance
         // where the failed one was discarded.
         store.get(get("app||ok")).await.expect("still serving");

@@ -301,18 +301,31 @@ fn classify(trap: &wasmtime::Error, deadline: Instant, timeout: Duration) -> Cal
     }
 }
 
-/// The trap's own message plus its root cause, on one line.
+/// What went wrong, on one line and without the guest backtrace: the trap
+/// code or host error and its causes. The backtrace is logged at debug level
+/// for whoever debugs the component.
 fn trap_reason(trap: &wasmtime::Error) -> String {
-    let mut reason = trap.to_string();
-    if let Some(trap_code) = trap.downcast_ref::<Trap>() {
-        let code = trap_code.to_string();
-        if !reason.contains(&code) {
-            reason = format!("{reason}: {code}");
+    let backtrace = trap
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(ToString::to_string);
+    if let Some(backtrace) = &backtrace {
+        tracing::debug!(%backtrace, "guest backtrace");
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for cause in trap.chain() {
+        let text = cause.to_string();
+        if backtrace.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
         }
     }
-    let root = trap.root_cause().to_string();
-    if !reason.contains(&root) {
-        reason = format!("{reason}: {root}");
+    if let Some(code) = trap.downcast_ref::<Trap>().map(Trap::to_string)
+        && !parts.iter().any(|p| p.contains(&code))
+    {
+        parts.push(code);
     }
-    reason
+    parts.join(": ")
 }
