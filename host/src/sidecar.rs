@@ -117,9 +117,13 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
             tracing::error!(error = %err, "the HTTP API server failed");
         }
     });
-    let watcher = crate::reload::watch::spawn(Arc::clone(&reloader))
-        .await
-        .context("watching the resources directory")?;
+    let watcher = if settings.watch_resources {
+        crate::reload::watch::spawn(Arc::clone(&reloader))
+            .await
+            .context("watching the resources directory")?
+    } else {
+        None
+    };
     tracing::info!("gRPC API listening on {grpc_addr}");
     tracing::info!(
         app_id = %settings.app_id,

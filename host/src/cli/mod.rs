@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// Outrig's home: compiled-component cache and embedded data.
     #[arg(long, env = settings::ENV_HOME)]
     pub home: Option<PathBuf>,
+    /// Do not reload when the resources change on disk (`SIGHUP` and
+    /// `POST /v1.0/outrig/reload` still do).
+    #[arg(long)]
+    pub no_watch: bool,
     /// The app's command line.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -78,6 +82,7 @@ impl RunArgs {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOURCES_PATH)),
             resources_path_explicit: self.resources_path.is_some(),
             home: self.home.clone().unwrap_or_else(settings::default_home),
+            watch_resources: !self.no_watch,
             api_token: std::env::var(settings::ENV_API_TOKEN)
                 .ok()
                 .filter(|token| !token.is_empty()),

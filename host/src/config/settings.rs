@@ -35,6 +35,9 @@ pub struct SidecarSettings {
     pub home: PathBuf,
     /// `DAPR_API_TOKEN`.
     pub api_token: Option<String>,
+    /// Whether a change in the resources directory reloads the components
+    /// (`--no-watch` turns it off; `SIGHUP` and the reload route remain).
+    pub watch_resources: bool,
 }
 
 impl SidecarSettings {

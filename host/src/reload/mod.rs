@@ -123,7 +123,7 @@ impl Reloader {
 
     /// The first load, of resources read (strictly) at start.
     pub async fn load_initial(&self, resources: Vec<ComponentResource>) -> ReloadReport {
-        let wanted = hash_wasm_files(resources, BTreeMap::new()).await;
+        let wanted = hash_wasm_files(resources, BTreeMap::new());
         self.apply(ReloadCause::Start, wanted).await
     }
 
@@ -148,13 +148,18 @@ impl Reloader {
         hash_wasm_files(scanned.components, scanned.broken_files).await
     }
 
-    /// Diffs, loads and publishes, holding the lock so reloads run one at a
-    /// time.
-    async fn apply(&self, cause: ReloadCause, wanted: Result<Wanted, String>) -> ReloadReport {
+    /// Reads what is `wanted`, diffs, loads and publishes, all under the
+    /// lock: reloads run one at a time, and each reads the files only once
+    /// the one before has applied what it read.
+    async fn apply(
+        &self,
+        cause: ReloadCause,
+        wanted: impl Future<Output = Result<Wanted, String>>,
+    ) -> ReloadReport {
         let mut records = self.records.lock().await;
         let started = Instant::now();
         let mut report = ReloadReport::default();
-        let wanted = match wanted {
+        let wanted = match wanted.await {
             Ok(wanted) => wanted,
             Err(error) => {
                 tracing::error!(?cause, "reload refused, nothing changed: {error}");
@@ -267,8 +272,7 @@ impl Reloader {
 #[async_trait::async_trait]
 impl ReloadTrigger for Reloader {
     async fn reload(&self, cause: ReloadCause) -> ReloadReport {
-        let wanted = self.read().await;
-        self.apply(cause, wanted).await
+        self.apply(cause, self.read()).await
     }
 }
 

@@ -51,7 +51,7 @@ pub async fn spawn(reloader: Arc<Reloader>) -> anyhow::Result<Option<ResourceWat
         let _ = sender.send(event);
     })?;
     let mut targets = Targets::new(dir, watcher)?;
-    targets.update(&reloader.wasm_files().await);
+    let _ = targets.update(&reloader.wasm_files().await);
     tracing::info!(dir = %dir.display(), "watching the resources for changes");
     let task = tokio::spawn(run(reloader, targets, events));
     Ok(Some(ResourceWatcher { task }))
@@ -71,8 +71,12 @@ async fn run(
             return;
         }
         reloader.reload(ReloadCause::FileChange).await;
-        // The YAML may now name other `.wasm` files.
-        targets.update(&reloader.wasm_files().await);
+        // The YAML may now name other `.wasm` files. One that changed after
+        // the reload read it but before it was watched would go unseen, so
+        // newly watched files get one more (usually empty) reload.
+        if targets.update(&reloader.wasm_files().await) {
+            reloader.reload(ReloadCause::FileChange).await;
+        }
     }
 }
 
@@ -116,7 +120,7 @@ impl Targets {
             wasm_files: HashSet::new(),
             watched: HashSet::new(),
         };
-        targets.update(&[]);
+        let _ = targets.update(&[]);
         if targets.watched.is_empty() {
             anyhow::bail!("cannot watch {}", dir.display());
         }
@@ -124,9 +128,11 @@ impl Targets {
     }
 
     /// Watches the resources directory and the directories of `wasm_files`,
-    /// and no others.
-    fn update(&mut self, wasm_files: &[PathBuf]) {
-        self.wasm_files = wasm_files.iter().filter_map(|f| canonical(f)).collect();
+    /// and no others. Returns whether a file is watched that was not before.
+    fn update(&mut self, wasm_files: &[PathBuf]) -> bool {
+        let files: HashSet<PathBuf> = wasm_files.iter().filter_map(|f| canonical(f)).collect();
+        let grew = !files.is_subset(&self.wasm_files);
+        self.wasm_files = files;
         let wanted: HashSet<PathBuf> = self
             .wasm_files
             .iter()
@@ -152,6 +158,7 @@ impl Targets {
                 }
             }
         }
+        grew
     }
 
     /// Whether `event` may change what the components are.
@@ -240,7 +247,11 @@ mod tests {
         let watcher = notify::recommended_watcher(|_| {}).expect("watcher");
         let mut targets = Targets::new(dir.path(), watcher).expect("targets");
         let wasm = elsewhere.path().join("store.wasm");
-        targets.update(std::slice::from_ref(&wasm));
+        assert!(
+            targets.update(std::slice::from_ref(&wasm)),
+            "a new file is watched"
+        );
+        assert!(!targets.update(std::slice::from_ref(&wasm)), "no new file");
         let cases = [
             (dir.path().join("a.yaml"), true),
             (dir.path().join("b.yml"), true),
