@@ -3,7 +3,7 @@
 //! `outrig` binary, in both of its modes: gRPC and HTTP.
 //!
 //! `tests/js/state.mjs` runs as the app under `outrig run` (see `tests/sdk`)
-//! against the in-memory store and Redis: save/get with objects and text,
+//! against the embedded default store, the in-memory store and Redis: save/get with objects and text,
 //! bulk reads with ETags, stale ETags refused, transactions, query where
 //! supported, metadata, and the unknown-store error.
 //!
@@ -14,7 +14,7 @@
 mod common;
 mod sdk;
 
-use sdk::{AppRun, Backend, repo_root};
+use sdk::{AppRun, repo_root};
 
 /// Runs the program with the SDK in `protocol` mode against `backends`.
 async fn run_state_program(protocol: &str) {
@@ -30,7 +30,7 @@ async fn run_state_program(protocol: &str) {
         env: vec![("OUTRIG_TEST_PROTOCOL", protocol)],
         success: "all checks passed",
     }
-    .against(&[Backend::InMemory, Backend::Redis])
+    .against(&sdk::BACKENDS)
     .await;
 }
 
