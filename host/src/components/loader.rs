@@ -15,10 +15,11 @@ use crate::runtime::instance::InstanceState;
 use crate::runtime::pool::{InstancePool, PoolSettings, PooledWorld};
 use anyhow::{Context, anyhow, bail};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 
 /// Defaults for what a component may use when its YAML does not say.
 const DEFAULT_MEMORY_MIB: u64 = 128;
@@ -68,7 +69,15 @@ pub struct ComponentHost {
     engine: RuntimeEngine,
     cache: ArtifactCache,
     state_linker: Linker<InstanceState>,
+    /// Compiled components by sha256, so components sharing a `.wasm` (two
+    /// in-memory stores, a reload that keeps the bytes) share one copy of
+    /// the machine code instead of deserializing it again.
+    pub(super) compiled: Mutex<HashMap<String, Component>>,
 }
+
+/// How many distinct compiled components are kept for sharing; past this the
+/// table is emptied (entries still in use stay alive through their pools).
+const MAX_SHARED_COMPILED: usize = 64;
 
 impl ComponentHost {
     /// A host over `engine`, caching compiled artifacts in `cache`.
@@ -83,6 +92,7 @@ impl ComponentHost {
             engine,
             cache,
             state_linker,
+            compiled: Mutex::new(HashMap::new()),
         })
     }
 
@@ -117,10 +127,8 @@ impl ComponentHost {
                 }
             }
             Err(err) => {
-                let message = one_line(&format!(
-                    "{source}: component `{}`: {err:#}",
-                    resource.name
-                ));
+                let message =
+                    one_line(&format!("{source}: component `{}`: {err:#}", resource.name));
                 tracing::error!("{message}");
                 info.status = LoadStatus::Failed(message);
                 CatalogEntry { info, state: None }
@@ -150,19 +158,7 @@ impl ComponentHost {
         let sha256 = hex::encode(Sha256::digest(&wasm));
         info.sha256 = Some(sha256.clone());
 
-        let engine = self.engine.engine().clone();
-        let cache = self.cache.clone();
-        let (component, _) =
-            tokio::task::spawn_blocking(move || cache.load(&engine, &sha256, &wasm))
-                .await
-                .context("compilation task failed")?
-                .with_context(|| match &resource.wasm {
-                    Some(wasm) => format!(
-                        "spec.wasm.path: {} is not a valid WebAssembly component",
-                        wasm.path.display()
-                    ),
-                    None => "the built-in component is not a valid WebAssembly component".into(),
-                })?;
+        let component = self.compile(resource, sha256, wasm).await?;
         let instance_pre = self
             .state_linker
             .instantiate_pre(&component)
@@ -194,6 +190,43 @@ impl ComponentHost {
             .map_err(|err| anyhow!("{err}"))?;
         info.features = crate::blocks::state::StateStore::features(&store);
         Ok(Arc::new(store))
+    }
+
+    /// The compiled form of `wasm`: shared if this process has it already,
+    /// else from the artifact cache or Cranelift, off the async threads.
+    async fn compile(
+        &self,
+        resource: &ComponentResource,
+        sha256: String,
+        wasm: Vec<u8>,
+    ) -> anyhow::Result<Component> {
+        if let Some(component) = self.shared_compiled(&sha256) {
+            return Ok(component);
+        }
+        let engine = self.engine.engine().clone();
+        let cache = self.cache.clone();
+        let key = sha256.clone();
+        let (component, _) = tokio::task::spawn_blocking(move || cache.load(&engine, &key, &wasm))
+            .await
+            .context("compilation task failed")?
+            .with_context(|| match &resource.wasm {
+                Some(wasm) => format!(
+                    "spec.wasm.path: {} is not a valid WebAssembly component",
+                    wasm.path.display()
+                ),
+                None => "the built-in component is not a valid WebAssembly component".into(),
+            })?;
+        if let Ok(mut compiled) = self.compiled.lock() {
+            if compiled.len() >= MAX_SHARED_COMPILED {
+                compiled.clear();
+            }
+            compiled.insert(sha256, component.clone());
+        }
+        Ok(component)
+    }
+
+    fn shared_compiled(&self, sha256: &str) -> Option<Component> {
+        self.compiled.lock().ok()?.get(sha256).cloned()
     }
 
     /// The component's bytes, its grant and its instance bound.

@@ -116,3 +116,18 @@ async fn hostile_component_is_contained_and_keeps_serving() {
         store.get(get("app||ok")).await.expect("still serving");
     }
 }
+
+#[tokio::test]
+async fn components_sharing_a_wasm_share_code_but_not_state() {
+    let host = host();
+    let first = load(&host, &resource("mem-a", "state.in-memory", None)).await;
+    let second = load(&host, &resource("mem-b", "state.in-memory", None)).await;
+    let shared = host.compiled.lock().map(|c| c.len()).unwrap_or_default();
+    assert_eq!(
+        shared, 1,
+        "one compiled copy for two components of one wasm"
+    );
+    first.set(set("app||k", b"1")).await.expect("set");
+    assert!(first.get(get("app||k")).await.expect("get").is_some());
+    assert_eq!(second.get(get("app||k")).await.expect("get"), None);
+}
