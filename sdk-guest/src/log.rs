@@ -3,7 +3,7 @@
 //! Prefer these to `println!`: stdout of a component is not part of the
 //! sidecar's log stream and is discarded by default.
 
-use crate::bindings::outrig::component::host::{self, LogLevel};
+use crate::bindings::state_store::outrig::component::host::{self, LogLevel};
 
 /// Logs at debug level.
 pub fn debug(message: impl AsRef<str>) {

@@ -40,7 +40,9 @@ impl Metadata {
         match self.get(name) {
             None | Some("") => Ok(default),
             Some(raw) => raw.trim().parse().map_err(|err| {
-                Error::InvalidArgument(format!("metadata field `{name}`: `{raw}` is invalid: {err}"))
+                Error::InvalidArgument(format!(
+                    "metadata field `{name}`: `{raw}` is invalid: {err}"
+                ))
             }),
         }
     }
@@ -73,7 +75,11 @@ mod tests {
 
     #[test]
     fn lookups_are_case_insensitive_and_typed() {
-        let m = md(&[("redisHost", "a:1"), ("redisDB", "3"), ("enableTLS", "true")]);
+        let m = md(&[
+            ("redisHost", "a:1"),
+            ("redisDB", "3"),
+            ("enableTLS", "true"),
+        ]);
         assert_eq!(m.get("redishost"), Some("a:1"));
         assert_eq!(m.parse_or("redisDB", 0u32).ok(), Some(3));
         assert_eq!(m.parse_or("missing", 7u32).ok(), Some(7));

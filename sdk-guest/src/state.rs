@@ -21,7 +21,7 @@
 
 use crate::{Error, Feature, Metadata, Result};
 
-pub use crate::bindings::exports::outrig::component::state::{
+pub use crate::bindings::state_store::exports::outrig::component::state::{
     BulkItem, Concurrency, Consistency, DeleteRequest, GetRequest, Item, Operation, QueryItem,
     QueryRequest, QueryResponse, SetRequest,
 };
@@ -52,8 +52,16 @@ pub trait StateStore: Sized + 'static {
             .map(|request| {
                 let key = request.key.clone();
                 match self.get(request) {
-                    Ok(item) => BulkItem { key, item, error: None },
-                    Err(err) => BulkItem { key, item: None, error: Some(describe(&err)) },
+                    Ok(item) => BulkItem {
+                        key,
+                        item,
+                        error: None,
+                    },
+                    Err(err) => BulkItem {
+                        key,
+                        item: None,
+                        error: Some(describe(&err)),
+                    },
                 }
             })
             .collect())
@@ -61,12 +69,16 @@ pub trait StateStore: Sized + 'static {
 
     /// Writes several keys; by default one `set` per key, stopping at the first error.
     fn bulk_set(&mut self, requests: Vec<SetRequest>) -> Result<()> {
-        requests.into_iter().try_for_each(|request| self.set(request))
+        requests
+            .into_iter()
+            .try_for_each(|request| self.set(request))
     }
 
     /// Deletes several keys; by default one `delete` per key, stopping at the first error.
     fn bulk_delete(&mut self, requests: Vec<DeleteRequest>) -> Result<()> {
-        requests.into_iter().try_for_each(|request| self.delete(request))
+        requests
+            .into_iter()
+            .try_for_each(|request| self.delete(request))
     }
 
     /// Applies operations atomically. Only stores declaring
@@ -99,72 +111,48 @@ pub fn describe(err: &Error) -> String {
 macro_rules! export_state_store {
     ($store:ty) => {
         const _: () = {
-            use $crate::bindings::exports::outrig::component::{lifecycle, state};
+            use $crate::bindings::state_store::exports::outrig::component::{lifecycle, state};
             use $crate::state::StateStore as _;
 
-            struct Export;
-
-            ::std::thread_local! {
-                static STORE: ::std::cell::RefCell<Option<$store>> =
-                    const { ::std::cell::RefCell::new(None) };
-            }
-
-            fn with_store<T>(
-                f: impl FnOnce(&mut $store) -> $crate::Result<T>,
-            ) -> $crate::Result<T> {
-                STORE.with(|cell| match cell.borrow_mut().as_mut() {
-                    Some(store) => f(store),
-                    None => Err($crate::Error::Internal("the store was not initialised".into())),
-                })
-            }
-
-            impl lifecycle::Guest for Export {
-                fn init(metadata: ::std::vec::Vec<(String, String)>) -> $crate::Result<()> {
-                    let store = <$store>::init(metadata.into())?;
-                    STORE.with(|cell| *cell.borrow_mut() = Some(store));
-                    Ok(())
-                }
-
-                fn features() -> ::std::vec::Vec<$crate::Feature> {
-                    <$store>::features()
-                }
-            }
+            $crate::__export_instance!($store, $crate::state::StateStore, lifecycle);
 
             impl state::Guest for Export {
                 fn get(request: state::GetRequest) -> $crate::Result<Option<state::Item>> {
-                    with_store(|s| s.get(request))
+                    with_instance(|s| s.get(request))
                 }
                 fn bulk_get(
                     requests: ::std::vec::Vec<state::GetRequest>,
                 ) -> $crate::Result<::std::vec::Vec<state::BulkItem>> {
-                    with_store(|s| s.bulk_get(requests))
+                    with_instance(|s| s.bulk_get(requests))
                 }
                 fn set(request: state::SetRequest) -> $crate::Result<()> {
-                    with_store(|s| s.set(request))
+                    with_instance(|s| s.set(request))
                 }
                 fn bulk_set(requests: ::std::vec::Vec<state::SetRequest>) -> $crate::Result<()> {
-                    with_store(|s| s.bulk_set(requests))
+                    with_instance(|s| s.bulk_set(requests))
                 }
                 fn delete(request: state::DeleteRequest) -> $crate::Result<()> {
-                    with_store(|s| s.delete(request))
+                    with_instance(|s| s.delete(request))
                 }
                 fn bulk_delete(
                     requests: ::std::vec::Vec<state::DeleteRequest>,
                 ) -> $crate::Result<()> {
-                    with_store(|s| s.bulk_delete(requests))
+                    with_instance(|s| s.bulk_delete(requests))
                 }
                 fn transact(
                     operations: ::std::vec::Vec<state::Operation>,
                     metadata: ::std::vec::Vec<(String, String)>,
                 ) -> $crate::Result<()> {
-                    with_store(|s| s.transact(operations, metadata.into()))
+                    with_instance(|s| s.transact(operations, metadata.into()))
                 }
                 fn query(request: state::QueryRequest) -> $crate::Result<state::QueryResponse> {
-                    with_store(|s| s.query(request))
+                    with_instance(|s| s.query(request))
                 }
             }
 
-            $crate::bindings::__export_state_store_world!(Export with_types_in $crate::bindings);
+            $crate::bindings::state_store::__export_state_store_world!(
+                Export with_types_in $crate::bindings::state_store
+            );
         };
     };
 }
