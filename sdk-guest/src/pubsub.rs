@@ -65,6 +65,30 @@ pub trait PubSub: Sized + 'static {
     fn nack(&mut self, ids: Vec<String>, redeliver_after: Duration) -> Result<()>;
 }
 
+/// Packs several fields into one opaque message id, for brokers whose ack
+/// needs more than one name (topic, group, sequence): each field is written
+/// as its byte length, `:`, and the field, so fields may contain anything.
+pub fn pack_id(fields: &[&str]) -> String {
+    fields
+        .iter()
+        .map(|field| format!("{}:{field}", field.len()))
+        .collect()
+}
+
+/// The fields [`pack_id`] packed, or `None` for an id it did not make (a
+/// foreign or mangled id, which `ack` and `nack` ignore).
+pub fn unpack_id(id: &str) -> Option<Vec<&str>> {
+    let mut fields = Vec::new();
+    let mut rest = id;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        fields.push(tail.get(..len)?);
+        rest = tail.get(len..)?;
+    }
+    Some(fields)
+}
+
 /// Exports a [`PubSub`] implementation as the component's `pubsub` world.
 #[macro_export]
 macro_rules! export_pubsub {
@@ -131,6 +155,16 @@ mod tests {
         assert_eq!(indexes, [1, 3]);
         assert!(matches!(failed[1].error, Error::InvalidArgument(_)));
         assert!(PublishError::from_outcomes(vec![Ok(()), Ok(())]).is_ok());
+    }
+
+    #[test]
+    fn ids_pack_any_fields_and_refuse_foreign_ones() {
+        let fields = ["orders", "app:1", "", "1-0", "é:ü"];
+        let id = pack_id(&fields);
+        assert_eq!(unpack_id(&id), Some(fields.to_vec()));
+        for foreign in ["x", "3:ab", "2:ab1", "a:bc", "99999999999999999999:a"] {
+            assert_eq!(unpack_id(foreign), None, "{foreign:?}");
+        }
     }
 
     #[test]
