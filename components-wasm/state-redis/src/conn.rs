@@ -1,89 +1,40 @@
-//! One connection to Redis: opening it (TCP, `AUTH`, `SELECT`, loading the
-//! write script) and running pipelines of commands over it.
+//! The store's connection: a `redis-wire` connection that also knows the SHA1
+//! under which the server cached the write script, loaded in the handshake's
+//! round trip.
 //!
 //! Every `Err` from this module means the connection is out of step with the
 //! server (or gone) and must be dropped; error *replies* come back as
 //! [`Reply::Error`] values and leave the connection usable.
 
 use crate::config::RedisConfig;
-use crate::resp::{Cmd, Reply, read_reply};
 use crate::script;
-use std::io::{self, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use redis_wire::{Cmd, Reply};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 
-/// A Redis connection that has been authenticated, has its database selected
-/// and knows the SHA1 under which the server cached the write script.
+pub use redis_wire::unexpected;
+
+/// A handshaken Redis connection with the write script loaded.
 pub struct Connection<S: Read + Write> {
-    stream: BufReader<S>,
+    inner: redis_wire::Connection<S>,
     script_sha: String,
 }
 
 impl Connection<TcpStream> {
-    /// Opens a TCP connection to `config.address` and performs the handshake.
+    /// Opens a TCP connection to the configured server, logs in and loads
+    /// the write script.
     pub fn open(config: &RedisConfig) -> io::Result<Self> {
-        let stream = connect_tcp(config)?;
-        Connection::handshake(stream, config)
-    }
-}
-
-/// Tries each address `config.address` resolves to, with the connect timeout.
-fn connect_tcp(config: &RedisConfig) -> io::Result<TcpStream> {
-    let mut last_error = None;
-    for addr in config.address.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, config.connect_timeout) {
-            Ok(stream) => {
-                // Socket options are best effort: a WASI implementation that
-                // lacks one still gives a working (if less guarded) socket,
-                // and the host's per-call deadline bounds a stuck call.
-                let _ = stream.set_nodelay(true);
-                let _ = stream.set_read_timeout(Some(config.io_timeout));
-                let _ = stream.set_write_timeout(Some(config.io_timeout));
-                return Ok(stream);
-            }
-            Err(err) => last_error = Some(err),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} resolves to no address", config.address),
-        )
-    }))
-}
-
-impl<S: Read + Write> Connection<S> {
-    /// Authenticates, selects the database and loads the write script, all in
-    /// one round trip. A refused `AUTH` or `SELECT` fails the connection.
-    pub fn handshake(stream: S, config: &RedisConfig) -> io::Result<Self> {
-        let mut setup = Vec::new();
-        if let Some(password) = &config.password {
-            setup.push(match &config.username {
-                Some(user) => Cmd::new("AUTH").arg(user).arg(password),
-                None => Cmd::new("AUTH").arg(password),
-            });
-        }
-        if config.database != 0 {
-            setup.push(Cmd::new("SELECT").arg(config.database.to_string()));
-        }
-        setup.push(Cmd::new("SCRIPT").arg("LOAD").arg(script::APPLY));
-        let mut conn = Connection {
-            stream: BufReader::new(stream),
-            script_sha: String::new(),
-        };
-        let replies = conn.pipeline(&setup)?;
-        if let Some(message) = replies.iter().find_map(Reply::as_error) {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("redis refused the connection setup: {message}"),
-            ));
-        }
-        conn.script_sha = match replies.last() {
+        let load = Cmd::new("SCRIPT").arg("LOAD").arg(script::APPLY);
+        let (inner, replies) = redis_wire::Connection::open(&config.endpoint, &[load])?;
+        let script_sha = match replies.last() {
             Some(Reply::Bulk(Some(sha))) => String::from_utf8_lossy(sha).into_owned(),
             other => return Err(unexpected("SCRIPT LOAD", other)),
         };
-        Ok(conn)
+        Ok(Connection { inner, script_sha })
     }
+}
 
+impl<S: Read + Write> Connection<S> {
     /// The SHA1 of the write script, for `EVALSHA`.
     pub fn script_sha(&self) -> &str {
         &self.script_sha
@@ -91,26 +42,8 @@ impl<S: Read + Write> Connection<S> {
 
     /// Sends all commands in one write, then reads exactly one reply each.
     pub fn pipeline(&mut self, commands: &[Cmd]) -> io::Result<Vec<Reply>> {
-        let mut out = Vec::new();
-        for command in commands {
-            command.encode_into(&mut out);
-        }
-        let stream = self.stream.get_mut();
-        stream.write_all(&out)?;
-        stream.flush()?;
-        commands
-            .iter()
-            .map(|_| read_reply(&mut self.stream))
-            .collect()
+        self.inner.pipeline(commands)
     }
-}
-
-/// The error for a reply of the wrong shape: the server is not what we think.
-pub fn unexpected(what: &str, reply: Option<&Reply>) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("unexpected reply to {what}: {reply:?}"),
-    )
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@
 mod config;
 mod conn;
 mod ops;
-mod resp;
 mod script;
 #[cfg(test)]
 mod tests;
@@ -22,6 +21,7 @@ use config::RedisConfig;
 use conn::Connection;
 use outrig_sdk::state::*;
 use outrig_sdk::{Error, Feature, Metadata, Result};
+use redis_wire::{Lazy, server_error};
 use script::{Action, Outcome, WriteOp};
 use std::io;
 use std::net::TcpStream;
@@ -30,53 +30,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The component's state: its configuration and its (lazily opened) connection.
 pub struct RedisStore {
     config: RedisConfig,
-    conn: Option<Connection<TcpStream>>,
+    conn: Lazy<Connection<TcpStream>>,
 }
 
 impl RedisStore {
-    /// Runs `f` on the connection, opening it first if needed. On failure the
-    /// connection is dropped; a call that only reads is retried once when the
-    /// connection it reused from an earlier call turns out to have been closed
-    /// (as a server does with idle clients).
+    /// Runs `f` on the connection, opening it first if needed; see
+    /// [`Lazy::run`]. Only calls that just read are retried.
     fn session<T>(
         &mut self,
         read_only: bool,
         f: impl Fn(&mut Connection<TcpStream>) -> io::Result<T>,
     ) -> Result<T> {
-        let reused = self.conn.is_some();
-        let result = match self.attempt(&f) {
-            Err(err) if reused && read_only && was_closed(&err) => self.attempt(&f),
-            result => result,
-        };
-        result.map_err(|err| self.unavailable(err))
-    }
-
-    fn attempt<T>(
-        &mut self,
-        f: &impl Fn(&mut Connection<TcpStream>) -> io::Result<T>,
-    ) -> io::Result<T> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self.conn.insert(Connection::open(&self.config)?),
-        };
-        let result = f(conn);
-        if result.is_err() {
-            self.conn = None;
-        }
-        result
-    }
-
-    /// The contract's error for a failed connection, naming the server and
-    /// calling a timeout a timeout (a timed-out read on WASI reports EAGAIN).
-    fn unavailable(&self, err: io::Error) -> Error {
-        let address = &self.config.address;
-        match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                let limit = self.config.io_timeout;
-                Error::unavailable(format!("redis at {address}: no answer within {limit:?}"))
-            }
-            _ => Error::unavailable(format!("redis at {address}: {err}")),
-        }
+        let config = &self.config;
+        self.conn
+            .run(|| Connection::open(config), read_only, f)
+            .map_err(|err| config.endpoint.unavailable(err))
     }
 
     fn read(&mut self, keys: &[&str]) -> Result<Vec<ops::ReadResult>> {
@@ -143,38 +111,6 @@ fn parse_etag(etag: Option<&str>) -> Result<Option<u64>> {
     }
 }
 
-/// The contract's error for an error reply: states the server is passing
-/// through (loading its data, running a slow script, failing over, out of
-/// memory, restarted with a password) are `unavailable`, worth a retry.
-fn server_error(message: &str) -> Error {
-    const TRANSIENT: [&str; 8] = [
-        "LOADING",
-        "BUSY",
-        "READONLY",
-        "MASTERDOWN",
-        "TRYAGAIN",
-        "CLUSTERDOWN",
-        "OOM",
-        "NOAUTH",
-    ];
-    let code = message.split(' ').next().unwrap_or_default();
-    if TRANSIENT.contains(&code) {
-        Error::unavailable(format!("redis: {message}"))
-    } else {
-        Error::internal(format!("redis: {message}"))
-    }
-}
-
-/// Whether an error means the peer had closed the connection, rather than
-/// that it is slow or refused the request.
-fn was_closed(err: &io::Error) -> bool {
-    use io::ErrorKind::*;
-    matches!(
-        err.kind(),
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected
-    )
-}
-
 fn checked_key(key: String) -> Result<String> {
     if key.is_empty() {
         Err(Error::invalid("the key is empty"))
@@ -193,7 +129,7 @@ impl StateStore for RedisStore {
     fn init(metadata: Metadata) -> Result<Self> {
         Ok(RedisStore {
             config: RedisConfig::from_metadata(&metadata)?,
-            conn: None,
+            conn: Lazy::default(),
         })
     }
 

@@ -6,9 +6,9 @@
 //! reported by the server come back inside the `Ok`.
 
 use crate::conn::{Connection, unexpected};
-use crate::resp::{Cmd, Reply};
 use crate::script::{self, Outcome, WriteOp};
 use outrig_sdk::state::Item;
+use redis_wire::{Cmd, Reply};
 use std::io::{self, Read, Write};
 
 /// What one key read gave: a value, a miss, or the server's complaint.

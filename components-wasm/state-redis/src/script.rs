@@ -11,7 +11,7 @@
 //! `version` (the ETag, an integer incremented on each write), so data written
 //! by Dapr's `state.redis` stays readable and writable here, and vice versa.
 
-use crate::resp::{Cmd, Reply};
+use redis_wire::{Cmd, Reply};
 
 /// The write script. `KEYS[i]` is the key of operation `i`; `ARGV` holds
 /// five fields per operation: kind (`set`/`del`), ETag (empty

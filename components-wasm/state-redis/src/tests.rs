@@ -3,7 +3,7 @@
 //! own key prefix and deletes what it wrote.
 
 use super::*;
-use crate::resp::{Cmd, Reply};
+use redis_wire::{Cmd, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const REDIS: &str = "127.0.0.1:6379";
@@ -36,7 +36,7 @@ impl Scratch {
         let mut pairs = vec![("redisHost", REDIS)];
         pairs.extend_from_slice(extra);
         let store = RedisStore::init(metadata(&pairs)).expect("init");
-        let databases = vec![0, store.config.database];
+        let databases = vec![0, store.config.endpoint.database];
         Scratch {
             store,
             prefix,
@@ -50,10 +50,8 @@ impl Scratch {
 
     /// A separate connection to `database`, for checking what is really stored.
     fn raw(&self, database: u32) -> Connection<TcpStream> {
-        let config = RedisConfig {
-            database,
-            ..self.store.config.clone()
-        };
+        let mut config = self.store.config.clone();
+        config.endpoint.database = database;
         Connection::open(&config).expect("raw connection")
     }
 
@@ -410,7 +408,7 @@ fn reconnects_after_the_connection_dies() {
     let mut scratch = Scratch::new(&[]);
     scratch.set("r", "v", None, false).expect("set");
     let kill_own_connection = |scratch: &mut Scratch| {
-        let conn = scratch.store.conn.as_mut().expect("connected");
+        let conn = scratch.store.conn.get_mut().expect("connected");
         let id = match conn
             .pipeline(&[Cmd::new("CLIENT").arg("ID")])
             .expect("id")
@@ -435,7 +433,7 @@ fn reconnects_after_the_connection_dies() {
     let write = scratch.set("r", "w", None, false);
     assert!(matches!(write, Err(Error::Unavailable(_))), "{write:?}");
     assert!(
-        scratch.store.conn.is_none(),
+        !scratch.store.conn.is_open(),
         "the broken connection is dropped"
     );
     scratch
@@ -450,7 +448,7 @@ fn a_lost_script_cache_is_refilled() {
     scratch
         .store
         .conn
-        .as_mut()
+        .get_mut()
         .expect("connected")
         .forget_script();
     scratch
