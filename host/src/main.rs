@@ -1,7 +1,7 @@
 //! The `outrig` binary: parses the command line, sets up logging, runs.
 
 use clap::Parser;
-use outrig::cli::{Cli, Command};
+use outrig::cli::{Cli, Command, ComponentsCommand};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -20,6 +20,9 @@ fn main() -> std::process::ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => outrig::cli::run::run(args).await,
+            Command::Components(ComponentsCommand::Inspect(args)) => {
+                outrig::cli::inspect::inspect(args).await
+            }
             Command::Version => {
                 println!("outrig {}", env!("CARGO_PKG_VERSION"));
                 Ok(0)

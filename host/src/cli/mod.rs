@@ -1,6 +1,7 @@
 //! The `outrig` command line.
 
 pub mod app_process;
+pub mod inspect;
 pub mod run;
 
 use crate::config::settings::{self, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_RESOURCES_PATH};
@@ -28,8 +29,32 @@ pub struct Cli {
 pub enum Command {
     /// Start the sidecar, then (optionally) the app after `--`.
     Run(RunArgs),
+    /// Work with components without running the sidecar.
+    #[command(subcommand)]
+    Components(ComponentsCommand),
     /// Print the version.
     Version,
+}
+
+/// `outrig components …`.
+#[derive(Debug, Subcommand)]
+pub enum ComponentsCommand {
+    /// Print a component's world, imports and exports, and what the
+    /// resource YAML that loads it grants.
+    Inspect(InspectArgs),
+}
+
+/// `outrig components inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The component's `.wasm` file.
+    pub wasm: PathBuf,
+    /// Directory of Dapr resource YAML to find the grants in.
+    #[arg(long)]
+    pub resources_path: Option<PathBuf>,
+    /// Outrig's home, whose compiled-component cache is used.
+    #[arg(long, env = settings::ENV_HOME)]
+    pub home: Option<PathBuf>,
 }
 
 /// `outrig run`.

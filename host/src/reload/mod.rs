@@ -549,7 +549,7 @@ async fn hash_wasm_files(
 }
 
 fn finish(mut report: ReloadReport, started: Instant, cause: ReloadCause) -> ReloadReport {
-    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report.elapsed_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     tracing::info!(
         ?cause,
         added = ?report.added,

@@ -32,7 +32,7 @@ pub struct ReloadFailure {
 
 /// What one reload changed, by component name, as `POST /v1.0/outrig/reload`
 /// answers it and the log reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReloadReport {
     /// Components that serve for the first time.
@@ -46,8 +46,9 @@ pub struct ReloadReport {
     pub unchanged: Vec<String>,
     /// Changes that failed; an earlier version serves where there was one.
     pub failed: Vec<ReloadFailure>,
-    /// How long the reload took, from reading the files to the last swap.
-    pub elapsed_ms: u64,
+    /// How long the reload took, from reading the files to the last swap,
+    /// in milliseconds (to the microsecond: a warm swap takes well under one).
+    pub elapsed_ms: f64,
 }
 
 /// Reloads the components on request. `POST /v1.0/outrig/reload` calls it
