@@ -17,6 +17,15 @@ impl From<Vec<(String, String)>> for Metadata {
 }
 
 impl Metadata {
+    /// Metadata from literal pairs, as tests and defaults write them.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect::<Vec<_>>()
+            .into()
+    }
+
     /// The value of `name`, matched case-insensitively as Dapr does.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
@@ -117,11 +126,7 @@ mod tests {
     use super::*;
 
     fn md(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<Vec<_>>()
-            .into()
+        Metadata::from_pairs(pairs)
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub trait PubSub: Sized + 'static {
 
     /// Publishes `messages` to `topic` in order, reporting each entry that
     /// failed (see [`PublishError::all`] for a batch that failed as a whole).
+    /// The exported glue has already refused an empty topic.
     fn publish(
         &mut self,
         topic: String,
@@ -50,6 +51,7 @@ pub trait PubSub: Sized + 'static {
     ) -> Result<(), PublishError>;
 
     /// Receives up to `max` messages, waiting up to `wait` for the first one.
+    /// The exported glue has already refused an empty topic or group.
     fn pull(
         &mut self,
         subscription: Subscription,
@@ -105,6 +107,10 @@ macro_rules! export_pubsub {
                     messages: ::std::vec::Vec<broker::OutgoingMessage>,
                 ) -> ::std::result::Result<(), broker::PublishError> {
                     let count = messages.len();
+                    if topic.is_empty() {
+                        let error = $crate::Error::invalid("the topic is empty");
+                        return Err(broker::PublishError::all(count, error));
+                    }
                     with_instance(|b| Ok(b.publish(topic, messages)))
                         .unwrap_or_else(|error| Err(broker::PublishError::all(count, error)))
                 }
@@ -113,6 +119,11 @@ macro_rules! export_pubsub {
                     max: u32,
                     wait_ms: u32,
                 ) -> $crate::Result<::std::vec::Vec<broker::IncomingMessage>> {
+                    if subscription.topic.is_empty() || subscription.consumer_group.is_empty() {
+                        return Err($crate::Error::invalid(
+                            "the topic and the consumer group must be named",
+                        ));
+                    }
                     let wait = ::std::time::Duration::from_millis(u64::from(wait_ms));
                     with_instance(|b| b.pull(subscription, max, wait))
                 }

@@ -23,7 +23,7 @@ mod tests;
 mod topic;
 
 use outrig_sdk::pubsub::*;
-use outrig_sdk::{Error, Feature, Metadata, Result, log};
+use outrig_sdk::{Feature, Metadata, Result, log};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use topic::{Message, Topic};
@@ -78,12 +78,6 @@ impl PubSub for InMemory {
         topic: String,
         messages: Vec<OutgoingMessage>,
     ) -> Result<(), PublishError> {
-        if topic.is_empty() {
-            return Err(PublishError::all(
-                messages.len(),
-                Error::invalid("the topic is empty"),
-            ));
-        }
         let now = Instant::now();
         let topic_log = self.topic(&topic);
         let dropped: usize = messages
@@ -112,11 +106,6 @@ impl PubSub for InMemory {
         max: u32,
         _wait: Duration,
     ) -> Result<Vec<IncomingMessage>> {
-        if subscription.topic.is_empty() || subscription.consumer_group.is_empty() {
-            return Err(Error::invalid(
-                "the topic and the consumer group must be named",
-            ));
-        }
         let timeout = self.processing_timeout;
         let topic_name = subscription.topic;
         let group = subscription.consumer_group;

@@ -122,11 +122,7 @@ mod tests {
     type Pairs = &'static [(&'static str, &'static str)];
 
     fn metadata(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<Vec<_>>()
-            .into()
+        Metadata::from_pairs(pairs)
     }
 
     #[test]
