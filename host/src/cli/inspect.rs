@@ -155,6 +155,9 @@ pub fn render(
             loader.source.display()
         );
         let _ = writeln!(out, "  outbound:     {}", list_or_none(&caps.outbound));
+        if caps.block_private_networks {
+            let _ = writeln!(out, "                (private networks blocked)");
+        }
         let files: Vec<String> = caps
             .files
             .iter()

@@ -249,7 +249,7 @@ impl ComponentHost {
                 }
             }
             let caps = &wasm.capabilities;
-            let outbound = grants::resolve_outbound(&caps.outbound)
+            let outbound = grants::resolve_outbound(&caps.outbound, caps.block_private_networks)
                 .await
                 .context("spec.wasm.capabilities.outbound")?;
             let preopens = caps
@@ -286,7 +286,7 @@ impl ComponentHost {
         }
         let derived = (builtin.derive)(&Metadata(metadata), ctx)?;
         metadata.extend(derived.extra_metadata);
-        let outbound = grants::resolve_outbound(&derived.outbound)
+        let outbound = grants::resolve_outbound(&derived.outbound, false)
             .await
             .context("spec.metadata")?;
         let grant = CapabilityGrant {

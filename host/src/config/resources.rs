@@ -90,8 +90,12 @@ pub struct WasmSource {
 /// `spec.wasm.capabilities`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Capabilities {
-    /// `outbound`: `tcp://host:port` addresses it may connect to.
+    /// `outbound`: `tcp://host:port` (or `host:low-high`) addresses it may
+    /// connect to.
     pub outbound: Vec<String>,
+    /// `blockPrivateNetworks`: leave out outbound addresses in private
+    /// ranges, so a name that resolves inward grants nothing.
+    pub block_private_networks: bool,
     /// `files`: host directories mapped into the guest.
     pub files: Vec<FileGrant>,
     /// `memoryMiB`: the most linear memory an instance may have.

@@ -254,6 +254,7 @@ fn capabilities(errors: &mut Vec<FieldError>, raw: RawCapabilities, base: &Path)
     };
     Capabilities {
         outbound,
+        block_private_networks: raw.block_private_networks.unwrap_or(false),
         files,
         memory_mib: positive(errors, "memoryMiB", raw.memory_mib),
         timeout_ms: positive(errors, "timeoutMs", raw.timeout_ms),
@@ -262,18 +263,8 @@ fn capabilities(errors: &mut Vec<FieldError>, raw: RawCapabilities, base: &Path)
     }
 }
 
-/// `tcp://host:port` or `host:port`, the forms the runtime grants.
+/// `tcp://host:port` or `tcp://host:low-high` (with or without `tcp://`),
+/// the forms the runtime grants; the runtime's parser is the one judge.
 fn check_outbound(grant: &str) -> Result<(), String> {
-    let target = grant.strip_prefix("tcp://").unwrap_or(grant);
-    let target = target.trim_end_matches('/');
-    let expected = || format!("`{grant}`: expected tcp://host:port");
-    if target.contains("://") {
-        return Err(expected());
-    }
-    let (host, port) = target.rsplit_once(':').ok_or_else(expected)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match port.parse::<u16>() {
-        Ok(port) if port != 0 && !host.is_empty() => Ok(()),
-        _ => Err(expected()),
-    }
+    crate::runtime::grants::parse_outbound(grant).map(drop)
 }

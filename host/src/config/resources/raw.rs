@@ -77,6 +77,8 @@ pub struct RawWasm {
 pub struct RawCapabilities {
     #[serde(default)]
     pub outbound: Option<Vec<String>>,
+    #[serde(default, rename = "blockPrivateNetworks")]
+    pub block_private_networks: Option<bool>,
     #[serde(default)]
     pub files: Option<Vec<RawFileGrant>>,
     #[serde(default, rename = "memoryMiB")]

@@ -52,6 +52,7 @@ static COMPONENT: Shape = Shape::Map(&[
                         "capabilities",
                         Shape::Map(&[
                             ("outbound", Shape::Leaf),
+                            ("blockPrivateNetworks", Shape::Leaf),
                             ("files", Shape::List(&FILE_GRANT)),
                             ("memoryMiB", Shape::Leaf),
                             ("timeoutMs", Shape::Leaf),

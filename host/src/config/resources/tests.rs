@@ -105,6 +105,7 @@ scopes:
             sha256: Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".into()),
             capabilities: Capabilities {
                 outbound: vec!["tcp://redis:6379".into(), "localhost:6380".into()],
+                block_private_networks: false,
                 files: vec![
                     FileGrant {
                         host: PathBuf::from("components/data"),
@@ -370,5 +371,34 @@ fn a_missing_directory_is_one_clear_error() {
             .to_string()
             .starts_with("/definitely/not/here: cannot read the directory"),
         "{errors}"
+    );
+}
+
+#[test]
+fn outbound_port_ranges_and_private_network_blocking_are_read() {
+    let text = doc(
+        "s",
+        "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      outbound: [\"tcp://db:5432-5434\"]\n      blockPrivateNetworks: true\n",
+    );
+    let report = parse(&text).unwrap();
+    assert!(
+        report.unknown_fields.is_empty(),
+        "{:?}",
+        report.unknown_fields
+    );
+    let caps = &report.components[0].wasm.as_ref().unwrap().capabilities;
+    assert_eq!(caps.outbound, ["tcp://db:5432-5434"]);
+    assert!(caps.block_private_networks);
+    let lines = error_lines(&doc(
+        "s",
+        "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      outbound: [\"tcp://*.db:1\", \"db:9-1\"]\n",
+    ));
+    assert!(
+        lines[0].contains("outbound[0]") && lines[0].contains("wildcard"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("outbound[1]") && lines[1].contains("range"),
+        "{lines:?}"
     );
 }
