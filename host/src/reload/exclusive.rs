@@ -13,7 +13,8 @@
 //!   fails to start).
 //!
 //! The component pauses for the drain plus the new version's start, the
-//! price of never having two writers. Limit: a call abandoned mid-way (its
+//! price of never having two writers. While its newest version keeps
+//! failing, every reload tries it again, and so pauses it again. Limit: a call abandoned mid-way (its
 //! client went away, or its deadline fired) during a blocking file operation
 //! may leave that one operation finishing on a host thread after the drain;
 //! redb's own commit protocol is what protects the file in that window.
@@ -32,6 +33,9 @@ use tokio::sync::watch;
 /// The longest a call waits on a paused component: beyond the old
 /// version's call deadline (the drain) plus a cold compile (the start).
 const PAUSE_LIMIT: Duration = Duration::from_secs(120);
+/// The longest a reload waits for a retired version's calls to end: beyond
+/// any call deadline a component is granted in practice.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 /// How often [`drained`] looks whether the old version is gone.
 const DRAIN_POLL: Duration = Duration::from_millis(2);
 

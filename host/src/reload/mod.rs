@@ -22,6 +22,7 @@
 
 pub mod diff;
 pub mod exclusive;
+mod outcome;
 pub mod report;
 pub mod source;
 pub mod watch;
@@ -33,21 +34,20 @@ pub use report::{ReloadCause, ReloadFailure, ReloadReport, ReloadTrigger};
 pub use source::ResourceSource;
 
 use crate::blocks::Catalog;
-use crate::blocks::catalog::{CatalogEntry, CatalogSnapshot, ComponentInfo, LoadStatus};
+use crate::blocks::catalog::{CatalogEntry, CatalogSnapshot};
 use crate::blocks::state::StateStore;
 use crate::components::{ComponentHost, LoadContext};
 use crate::config::resources::ComponentResource;
 use diff::{Change, Current, Desired};
-use exclusive::{Resume, opens_files_exclusively};
+use exclusive::{DRAIN_LIMIT, Resume};
+use outcome::{
+    Load, Outcome, Phases, Record, settle, settle_exclusive, sort_changes, status_message,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Mutex;
-
-/// The longest a reload waits for a retired version's calls to end: beyond
-/// any call deadline a component is granted in practice.
-const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Loads components and swaps them in place while the sidecar serves.
 pub struct Reloader {
@@ -58,44 +58,12 @@ pub struct Reloader {
     records: Mutex<BTreeMap<String, Record>>,
 }
 
-/// One component as loaded: the resource it came from, and its catalog entry.
-#[derive(Clone)]
-struct Record {
-    /// The resource of the serving version, or of the last attempt when
-    /// nothing serves.
-    resource: ComponentResource,
-    /// What the catalog shows; `state` is set while a version serves.
-    entry: CatalogEntry,
-}
-
 /// What the resources describe now.
 struct Wanted {
     /// The components listed, with the sha256 of their `.wasm` files.
     desired: Vec<Desired>,
     /// Each resource file that did not parse, with its errors.
     broken_files: BTreeMap<PathBuf, String>,
-}
-
-/// A component to load in this reload.
-struct Load {
-    name: String,
-    change: Change,
-    resource: ComponentResource,
-    /// What served or failed before, if anything.
-    old: Option<Record>,
-}
-
-/// The loads of one reload, in the order they may run.
-#[derive(Default)]
-struct Phases {
-    /// Loaded at once, beside what serves.
-    now: Vec<Load>,
-    /// Exclusive components, loaded once every retired version drained.
-    later: Vec<Load>,
-    /// Exclusive versions retired in this reload, to wait for.
-    retiring: Vec<Weak<dyn StateStore>>,
-    /// The stand-ins of paused components, by name.
-    resumes: HashMap<String, Resume>,
 }
 
 impl Reloader {
@@ -183,7 +151,13 @@ impl Reloader {
         }
         let changes = plan(&records, &wanted);
         let old_records = std::mem::take(&mut *records);
-        let phases = sort_changes(&mut records, &mut report, old_records, changes, wanted);
+        let phases = sort_changes(
+            &mut records,
+            &mut report,
+            old_records,
+            changes,
+            wanted.desired,
+        );
 
         let loaded =
             futures::future::join_all(phases.now.iter().map(|l| self.load(&l.resource))).await;
@@ -276,19 +250,6 @@ impl ReloadTrigger for Reloader {
     }
 }
 
-impl Record {
-    /// Whether a version serves.
-    fn serving(&self) -> bool {
-        self.entry.state.is_some()
-    }
-
-    /// Whether a version served when the reload began (a retired exclusive
-    /// version has lost its state, not its status).
-    fn served(&self) -> bool {
-        !matches!(self.entry.info.status, LoadStatus::Failed(_))
-    }
-}
-
 /// The change for every component, from the records and what is wanted.
 fn plan(records: &BTreeMap<String, Record>, wanted: &Wanted) -> BTreeMap<String, Change> {
     let current: BTreeMap<String, Current<'_>> = records
@@ -303,234 +264,6 @@ fn plan(records: &BTreeMap<String, Record>, wanted: &Wanted) -> BTreeMap<String,
         })
         .collect();
     diff::plan(&current, &wanted.desired, &wanted.broken_files)
-}
-
-/// Applies the changes that need no load to `records` (keep, keep broken,
-/// remove) and sorts the loads into phases. An exclusive component waits
-/// for phase two when an exclusive version is retired in this reload; its
-/// own old version then gives way to a paused stand-in.
-fn sort_changes(
-    records: &mut BTreeMap<String, Record>,
-    report: &mut ReloadReport,
-    mut old_records: BTreeMap<String, Record>,
-    changes: BTreeMap<String, Change>,
-    wanted: Wanted,
-) -> Phases {
-    let retires_exclusive = changes.iter().any(|(name, change)| {
-        matches!(change, Change::Update | Change::Remove)
-            && old_records
-                .get(name)
-                .is_some_and(|r| r.serving() && opens_files_exclusively(&r.resource))
-    });
-    let mut desired: HashMap<String, ComponentResource> = wanted
-        .desired
-        .into_iter()
-        .map(|d| (d.resource.name.clone(), d.resource))
-        .collect();
-    let mut phases = Phases::default();
-    for (name, change) in changes {
-        let old = old_records.remove(&name);
-        let resource = desired.remove(&name);
-        match (change, old, resource) {
-            (Change::Keep, Some(mut record), _) => {
-                if matches!(record.entry.info.status, LoadStatus::Stale(_)) {
-                    record.entry.info.status = LoadStatus::Loaded;
-                }
-                report.unchanged.push(name.clone());
-                records.insert(name, record);
-            }
-            (Change::KeepBroken(error), Some(mut record), _) => {
-                let still_serving = record.serving();
-                record.entry.info.status = if still_serving {
-                    LoadStatus::Stale(error.clone())
-                } else {
-                    LoadStatus::Failed(error.clone())
-                };
-                report.failed.push(ReloadFailure {
-                    name: Some(name.clone()),
-                    error,
-                    still_serving,
-                });
-                records.insert(name, record);
-            }
-            (Change::Remove, Some(record), _) => {
-                if let Some(state) = record.entry.state
-                    && opens_files_exclusively(&record.resource)
-                {
-                    phases.retiring.push(Arc::downgrade(&state));
-                }
-                report.removed.push(name);
-            }
-            (change, old, Some(resource)) => {
-                let exclusive = opens_files_exclusively(&resource)
-                    || old
-                        .as_ref()
-                        .is_some_and(|r| opens_files_exclusively(&r.resource));
-                let mut load = Load {
-                    name,
-                    change,
-                    resource,
-                    old,
-                };
-                if retires_exclusive && exclusive {
-                    stand_in(records, &mut phases, &mut load);
-                    phases.later.push(load);
-                } else {
-                    phases.now.push(load);
-                }
-            }
-            // Not reachable from a plan: keep whatever there was.
-            (_, old, _) => {
-                if let Some(old) = old {
-                    records.insert(name, old);
-                }
-            }
-        }
-    }
-    phases
-}
-
-/// Until `load` runs in phase two, its old version keeps its place; an
-/// exclusive one is retired and a paused stand-in takes its calls.
-fn stand_in(records: &mut BTreeMap<String, Record>, phases: &mut Phases, load: &mut Load) {
-    let Some(old) = &mut load.old else {
-        return;
-    };
-    let exclusive = opens_files_exclusively(&old.resource);
-    let mut placeholder = old.clone();
-    if let Some(state) = old.entry.state.take_if(|_| exclusive) {
-        let (paused, resume) = exclusive::pause(&load.name, state.features());
-        phases.retiring.push(Arc::downgrade(&state));
-        phases.resumes.insert(load.name.clone(), resume);
-        placeholder.entry.state = Some(paused);
-    }
-    records.insert(load.name.clone(), placeholder);
-}
-
-/// How a phase-two load ended.
-enum Outcome {
-    /// The new version's entry (serving or failed).
-    Loaded(CatalogEntry),
-    /// The new version failed and the retired old one was started again.
-    Reopened {
-        entry: CatalogEntry,
-        reopened: CatalogEntry,
-    },
-    /// A retired version never drained, so nothing was started.
-    NotDrained,
-}
-
-/// Records the outcome of loading `load`: the new version if it serves,
-/// else the old one marked stale, else the failure.
-fn settle(
-    records: &mut BTreeMap<String, Record>,
-    report: &mut ReloadReport,
-    load: Load,
-    entry: CatalogEntry,
-) {
-    let name = load.name.clone();
-    if entry.state.is_some() {
-        match load.change {
-            Change::Add => report.added.push(name.clone()),
-            _ => report.updated.push(name.clone()),
-        }
-        let record = Record {
-            resource: load.resource,
-            entry,
-        };
-        records.insert(name, record);
-        return;
-    }
-    let error = status_message(Some(&entry));
-    match load.old.filter(Record::serving) {
-        Some(mut old) => {
-            old.entry.info.status = LoadStatus::Stale(error.clone());
-            report.failed.push(ReloadFailure {
-                name: Some(name.clone()),
-                error,
-                still_serving: true,
-            });
-            records.insert(name, old);
-        }
-        None => {
-            let record = Record {
-                resource: load.resource,
-                entry,
-            };
-            report.failed.push(ReloadFailure {
-                name: Some(name.clone()),
-                error,
-                still_serving: false,
-            });
-            records.insert(name, record);
-        }
-    }
-}
-
-/// [`settle`] for a phase-two load.
-fn settle_exclusive(
-    records: &mut BTreeMap<String, Record>,
-    report: &mut ReloadReport,
-    mut load: Load,
-    outcome: Outcome,
-) {
-    let message = match outcome {
-        Outcome::Loaded(entry) => return settle(records, report, load, entry),
-        Outcome::Reopened { entry, reopened } if reopened.state.is_some() => {
-            if let Some(old) = &mut load.old {
-                old.entry.state = reopened.state;
-            }
-            return settle(records, report, load, entry);
-        }
-        Outcome::Reopened { entry, reopened } => format!(
-            "{}; the previous version could not be started again: {}",
-            status_message(Some(&entry)),
-            status_message(Some(&reopened))
-        ),
-        Outcome::NotDrained => format!(
-            "component `{}`: the old version still had calls running after {DRAIN_LIMIT:?}; not started again, to keep its files safe",
-            load.name
-        ),
-    };
-    let info = match &load.old {
-        Some(old) => old.entry.info.clone(),
-        None => ComponentInfo {
-            name: load.name.clone(),
-            component_type: load.resource.component_type.clone(),
-            version: load.resource.version.clone(),
-            features: Vec::new(),
-            status: LoadStatus::Loaded,
-            sha256: None,
-            source: load.resource.source.display().to_string(),
-        },
-    };
-    let entry = CatalogEntry {
-        info: ComponentInfo {
-            status: LoadStatus::Failed(message.clone()),
-            ..info
-        },
-        state: None,
-    };
-    report.failed.push(ReloadFailure {
-        name: Some(load.name.clone()),
-        error: message,
-        still_serving: false,
-    });
-    records.insert(
-        load.name,
-        Record {
-            resource: load.resource,
-            entry,
-        },
-    );
-}
-
-/// The error an entry's status carries (empty when it has none).
-fn status_message(entry: Option<&CatalogEntry>) -> String {
-    match entry.map(|e| &e.info.status) {
-        Some(LoadStatus::Failed(message) | LoadStatus::Stale(message)) => message.clone(),
-        _ => String::new(),
-    }
 }
 
 /// `components` with the sha256 of their `.wasm` files as they are now

@@ -3,10 +3,12 @@
 //! serving, and a redb store is retired before its new version opens it.
 
 use super::*;
+use crate::blocks::catalog::LoadStatus;
 use crate::blocks::state::{GetRequest, SetRequest};
 use crate::components::builtin::TEST_VERSIONED_PATH;
 use crate::runtime::{ArtifactCache, RuntimeEngine};
 use std::path::Path;
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// A reloader over a temporary resources directory.
