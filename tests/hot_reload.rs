@@ -498,3 +498,97 @@ async fn the_reload_route_needs_the_api_token() -> anyhow::Result<()> {
         _ => bail!("expected {MEM} unchanged: {report}"),
     }
 }
+
+/// Writes and reads back keys on `store` from several tasks until stopped;
+/// returns (keys written, failures with examples).
+fn spawn_writers(
+    sc: &Arc<Sidecar>,
+    store: &'static str,
+    writers: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<JoinHandle<(Vec<String>, Vec<String>)>> {
+    (0..writers)
+        .map(|writer| {
+            let sc = Arc::clone(sc);
+            let stop = Arc::clone(stop);
+            tokio::spawn(async move {
+                let (mut written, mut failures) = (Vec::new(), Vec::new());
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let key = format!("w{writer}-{n}");
+                    let round_trip = async {
+                        sc.put(store, &key, json!(n)).await?;
+                        let read = sc.value(store, &key).await?;
+                        ensure!(read == Some(json!(n)), "{key} read back as {read:?}");
+                        Ok::<_, anyhow::Error>(())
+                    };
+                    match round_trip.await {
+                        Ok(()) => written.push(key),
+                        Err(err) => failures.push(format!("{err:#}")),
+                    }
+                }
+                (written, failures)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_redb_store_is_swapped_under_writes_with_a_pause_not_an_error() -> anyhow::Result<()> {
+    const DB: &str = "db";
+    let app = AppId::new("hot-redb");
+    let resources = Resources::new();
+    let data = tempfile::tempdir()?;
+    let data_dir = data.path().display().to_string();
+    resources.builtin(DB, "state.redb", &[("dataDir", &data_dir)]);
+    let sc = Arc::new(
+        Launch::new(&app)
+            .resources(resources.path())
+            .args(&["--no-watch"])
+            .start()
+            .await?,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = spawn_writers(&sc, DB, 4, &stop);
+    let mut pauses = Vec::new();
+    for swap in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let generation = swap.to_string();
+        resources.builtin(
+            DB,
+            "state.redb",
+            &[("dataDir", &data_dir), ("generation", &generation)],
+        );
+        let started = Instant::now();
+        let report = reload_route(&sc).await?;
+        pauses.push(started.elapsed());
+        ensure!(report["updated"] == json!([DB]), "swap {swap}: {report}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut written, mut failures) = (Vec::new(), Vec::new());
+    for writer in writers {
+        let (keys, failed) = writer.await.context("a writer panicked")?;
+        written.extend(keys);
+        failures.extend(failed);
+    }
+    println!(
+        "[redb] {} keys written and read back across 3 swaps, {} failed; reload (drain + reopen) took {pauses:?}",
+        written.len(),
+        failures.len()
+    );
+    ensure!(
+        failures.is_empty(),
+        "{} round trips failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    for key in written.iter().step_by(written.len().div_ceil(20).max(1)) {
+        ensure!(
+            sc.value(DB, key).await?.is_some(),
+            "{key}, written before a swap, is gone after it"
+        );
+    }
+    Ok(())
+}
