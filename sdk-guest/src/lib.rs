@@ -8,6 +8,7 @@
 //! This crate must build for `wasm32-wasip2`; it knows nothing of the host.
 
 mod export;
+pub mod lazy;
 pub mod log;
 pub mod metadata;
 pub mod pubsub;

@@ -6,18 +6,20 @@
 //!   pipelines of commands.
 //! - [`Endpoint`]: where the server is and how to log in, read from Dapr's
 //!   metadata names (`redisHost`, `redisPassword`, `redisDB`, ...).
-//! - [`Lazy`]: a connection opened on first use and dropped after any I/O or
-//!   protocol failure, so a component never reuses a poisoned connection.
+//! - [`server_error`]: Redis' error replies as the contract's errors.
+//! - [`Lazy`] (from the SDK, re-exported): a connection opened on first use
+//!   and dropped after any I/O or protocol failure.
 //!
 //! It knows nothing of state stores or brokers; it reaches Redis over plain
 //! `std::net` (wasi:sockets inside a component).
 
 mod conn;
 mod endpoint;
-mod lazy;
+mod errors;
 pub mod resp;
 
 pub use conn::{Connection, unexpected};
 pub use endpoint::Endpoint;
-pub use lazy::{Lazy, server_error, was_closed};
+pub use errors::server_error;
+pub use outrig_sdk::lazy::{Lazy, was_closed};
 pub use resp::{Cmd, Reply};

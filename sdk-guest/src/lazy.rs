@@ -1,7 +1,7 @@
-//! A connection opened on first use and dropped after any failure, and the
-//! mapping of Redis' error replies onto the contract's errors.
+//! A backend connection opened on first use and dropped after any failure,
+//! so a component never reuses a connection that is out of step with its
+//! server, and a component whose backend is down still loads.
 
-use outrig_sdk::Error;
 use std::io;
 
 /// A connection slot: empty until the first call, emptied again by any
@@ -72,28 +72,6 @@ pub fn was_closed(err: &io::Error) -> bool {
     )
 }
 
-/// The contract's error for an error reply: states the server is passing
-/// through (loading its data, running a slow script, failing over, out of
-/// memory, restarted with a password) are `unavailable`, worth a retry.
-pub fn server_error(message: &str) -> Error {
-    const TRANSIENT: [&str; 8] = [
-        "LOADING",
-        "BUSY",
-        "READONLY",
-        "MASTERDOWN",
-        "TRYAGAIN",
-        "CLUSTERDOWN",
-        "OOM",
-        "NOAUTH",
-    ];
-    let code = message.split(' ').next().unwrap_or_default();
-    if TRANSIENT.contains(&code) {
-        Error::unavailable(format!("redis: {message}"))
-    } else {
-        Error::internal(format!("redis: {message}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,14 +97,5 @@ mod tests {
         assert!(lazy.run(open, true, refused).is_err());
         assert!(!lazy.is_open());
         assert_eq!(lazy.run(open, false, |c| Ok(*c)).ok(), Some(3));
-    }
-
-    #[test]
-    fn transient_server_states_are_unavailable() {
-        assert!(matches!(
-            server_error("LOADING data"),
-            Error::Unavailable(_)
-        ));
-        assert!(matches!(server_error("ERR wrong"), Error::Internal(_)));
     }
 }
