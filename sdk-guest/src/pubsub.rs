@@ -25,6 +25,9 @@
 //! ```
 
 use crate::{Feature, Metadata, Result};
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod testing;
 use std::time::Duration;
 
 pub use crate::bindings::pubsub::exports::outrig::component::broker::{
@@ -38,8 +41,10 @@ pub trait PubSub: Sized + 'static {
     /// broker: connect lazily, so a component whose broker is down still loads.
     fn init(metadata: Metadata) -> Result<Self>;
 
-    /// The optional features the broker implements.
-    fn features() -> Vec<Feature>;
+    /// The optional features the broker implements; none by default.
+    fn features() -> Vec<Feature> {
+        Vec::new()
+    }
 
     /// Publishes `messages` to `topic` in order, reporting each entry that
     /// failed (see [`PublishError::all`] for a batch that failed as a whole).

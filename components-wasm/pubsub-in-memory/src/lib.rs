@@ -23,7 +23,7 @@ mod tests;
 mod topic;
 
 use outrig_sdk::pubsub::*;
-use outrig_sdk::{Feature, Metadata, Result, log};
+use outrig_sdk::{Metadata, Result, log};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use topic::{Message, Topic};
@@ -67,10 +67,6 @@ impl PubSub for InMemory {
             processing_timeout: metadata.duration("processingTimeout", Duration::from_secs(60))?,
             max_retained: metadata.parse_or("maxMessagesPerTopic", 100_000)?,
         })
-    }
-
-    fn features() -> Vec<Feature> {
-        Vec::new()
     }
 
     fn publish(

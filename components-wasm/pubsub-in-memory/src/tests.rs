@@ -2,43 +2,16 @@
 //! clock the test drives.
 
 use super::*;
+use outrig_sdk::pubsub::testing::{ids, message, payloads, subscription};
 
 fn broker() -> InMemory {
     InMemory::init(Metadata::default()).expect("init")
-}
-
-fn message(data: &str) -> OutgoingMessage {
-    OutgoingMessage {
-        data: data.as_bytes().to_vec(),
-        content_type: "text/plain".into(),
-        metadata: Vec::new(),
-        ttl_seconds: None,
-    }
-}
-
-fn subscription(topic: &str, group: &str) -> Subscription {
-    Subscription {
-        topic: topic.into(),
-        consumer_group: group.into(),
-        metadata: Vec::new(),
-    }
 }
 
 fn pull(broker: &mut InMemory, group: &str, max: u32) -> Vec<IncomingMessage> {
     broker
         .pull(subscription("orders", group), max, Duration::ZERO)
         .expect("pull")
-}
-
-fn payloads(messages: &[IncomingMessage]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|m| String::from_utf8_lossy(&m.data).into_owned())
-        .collect()
-}
-
-fn ids(messages: &[IncomingMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.id.clone()).collect()
 }
 
 #[test]

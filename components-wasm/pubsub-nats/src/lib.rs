@@ -32,13 +32,11 @@ use config::NatsConfig;
 use js::{Answer, ApiError, ConsumerSpec};
 use outrig_sdk::lazy::Lazy;
 use outrig_sdk::pubsub::*;
-use outrig_sdk::{Error, Feature, Metadata, Result};
-use std::collections::hash_map::RandomState;
+use outrig_sdk::{Error, Metadata, Result, net};
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 use wire::{Client, Login};
 
 /// The component's state: configuration, connection, and what it has learnt.
@@ -55,31 +53,13 @@ pub struct NatsBroker {
 
 /// Opens a TCP connection to the server and logs in.
 fn open(config: &NatsConfig, inbox: &str) -> io::Result<Client<TcpStream>> {
-    let mut last_error = None;
-    for addr in config.address.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, config.connect_timeout) {
-            Ok(stream) => {
-                // Best effort, as a WASI socket may lack an option; the host's
-                // per-call deadline bounds a stuck call regardless.
-                let _ = stream.set_nodelay(true);
-                let _ = stream.set_read_timeout(Some(config.io_timeout));
-                let _ = stream.set_write_timeout(Some(config.io_timeout));
-                let login = Login {
-                    user: config.user.clone(),
-                    password: config.password.clone(),
-                    token: config.token.clone(),
-                };
-                return Client::handshake(stream, &login, inbox.to_string());
-            }
-            Err(err) => last_error = Some(err),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} resolves to no address", config.address),
-        )
-    }))
+    let stream = net::connect(&config.address, config.connect_timeout, config.io_timeout)?;
+    let login = Login {
+        user: config.user.clone(),
+        password: config.password.clone(),
+        token: config.token.clone(),
+    };
+    Client::handshake(stream, &login, inbox.to_string())
 }
 
 /// Runs `f` on the connection (see [`Lazy::run`]), mapping a failed
@@ -95,16 +75,9 @@ fn call<T>(
         .map_err(api_error)
 }
 
-/// The contract's error for a failed connection, calling a timeout a timeout
-/// (a timed-out read on WASI reports EAGAIN).
+/// The contract's error for a failed connection.
 fn unavailable(config: &NatsConfig, err: io::Error) -> Error {
-    let address = &config.address;
-    match err.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            Error::unavailable(format!("nats at {address}: no answer in time"))
-        }
-        _ => Error::unavailable(format!("nats at {address}: {err}")),
-    }
+    net::unavailable("nats", &config.address, config.io_timeout, err)
 }
 
 /// The contract's error for a JetStream refusal: no JetStream at all is
@@ -175,28 +148,15 @@ impl NatsBroker {
     }
 }
 
-/// An inbox prefix no other instance will pick: 64 random bits (std's hasher
-/// keys come from the platform's randomness, wasi:random here).
-fn random_inbox() -> String {
-    format!(
-        "_INBOX.{:016x}",
-        RandomState::new().hash_one(Instant::now())
-    )
-}
-
 impl PubSub for NatsBroker {
     fn init(metadata: Metadata) -> Result<Self> {
         Ok(NatsBroker {
             config: NatsConfig::from_metadata(&metadata)?,
             conn: Lazy::default(),
-            inbox: random_inbox(),
+            inbox: net::instance_name("_INBOX."),
             streams: HashMap::new(),
             consumers: HashSet::new(),
         })
-    }
-
-    fn features() -> Vec<Feature> {
-        Vec::new()
     }
 
     fn publish(

@@ -3,6 +3,7 @@
 //! test uses topics (and so streams) of its own and deletes its streams.
 
 use super::*;
+use outrig_sdk::pubsub::testing::{ids, message, payloads, subscription};
 use serde_json::json;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,38 +59,10 @@ fn broker(extra: &[(&str, &str)]) -> NatsBroker {
     NatsBroker::init(Metadata::from_pairs(&pairs)).expect("init")
 }
 
-fn message(data: &str) -> OutgoingMessage {
-    OutgoingMessage {
-        data: data.as_bytes().to_vec(),
-        content_type: "text/plain".into(),
-        metadata: Vec::new(),
-        ttl_seconds: None,
-    }
-}
-
-fn subscription(topic: &Topic, group: &str) -> Subscription {
-    Subscription {
-        topic: topic.name.clone(),
-        consumer_group: group.into(),
-        metadata: Vec::new(),
-    }
-}
-
 fn pull(broker: &mut NatsBroker, topic: &Topic, group: &str, max: u32) -> Vec<IncomingMessage> {
     broker
-        .pull(subscription(topic, group), max, Duration::ZERO)
+        .pull(subscription(&topic.name, group), max, Duration::ZERO)
         .expect("pull")
-}
-
-fn payloads(messages: &[IncomingMessage]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|m| String::from_utf8_lossy(&m.data).into_owned())
-        .collect()
-}
-
-fn ids(messages: &[IncomingMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.id.clone()).collect()
 }
 
 #[test]
@@ -129,7 +102,11 @@ fn acked_messages_are_gone_and_nacked_ones_come_back_with_their_attempt() {
         .expect("nack");
 
     let again = broker
-        .pull(subscription(&topic, "app"), 10, Duration::from_secs(10))
+        .pull(
+            subscription(&topic.name, "app"),
+            10,
+            Duration::from_secs(10),
+        )
         .expect("pull");
     assert_eq!(payloads(&again), ["retry"]);
     assert_eq!(again[0].attempt, 2);
@@ -162,7 +139,11 @@ fn a_blocking_pull_returns_what_arrives() {
         broker(&[]).publish(name, vec![message("late"), message("later")])
     });
     let mut got = consumer
-        .pull(subscription(&topic, "app"), 10, Duration::from_secs(20))
+        .pull(
+            subscription(&topic.name, "app"),
+            10,
+            Duration::from_secs(20),
+        )
         .expect("pull");
     publisher.join().expect("publisher").expect("publish");
     if got.len() == 1 {

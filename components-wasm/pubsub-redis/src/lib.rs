@@ -29,11 +29,9 @@ mod tests;
 
 use config::BrokerConfig;
 use outrig_sdk::pubsub::*;
-use outrig_sdk::{Feature, Metadata, Result};
+use outrig_sdk::{Metadata, Result, net};
 use redis_wire::{Connection, Endpoint, Lazy, server_error};
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::BuildHasher;
 use std::io;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -175,28 +173,15 @@ impl RedisBroker {
     }
 }
 
-/// A consumer name no other instance will pick: 64 random bits (std's
-/// hasher keys come from the platform's randomness, wasi:random here).
-fn random_consumer_name() -> String {
-    format!(
-        "outrig-{:016x}",
-        RandomState::new().hash_one(Instant::now())
-    )
-}
-
 impl PubSub for RedisBroker {
     fn init(metadata: Metadata) -> Result<Self> {
         Ok(RedisBroker {
             config: BrokerConfig::from_metadata(&metadata)?,
             conn: Lazy::default(),
-            consumer: random_consumer_name(),
+            consumer: net::instance_name("outrig-"),
             groups: HashSet::new(),
             scans: HashMap::new(),
         })
-    }
-
-    fn features() -> Vec<Feature> {
-        Vec::new()
     }
 
     fn publish(

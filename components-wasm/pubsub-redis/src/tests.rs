@@ -4,6 +4,7 @@
 
 use super::*;
 use outrig_sdk::Error;
+use outrig_sdk::pubsub::testing::{ids, message, payloads, subscription};
 use redis_wire::{Cmd, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
@@ -45,38 +46,14 @@ fn broker(extra: &[(&str, &str)]) -> RedisBroker {
     RedisBroker::init(Metadata::from_pairs(&pairs)).expect("init")
 }
 
-fn message(data: &str) -> OutgoingMessage {
-    OutgoingMessage {
-        data: data.as_bytes().to_vec(),
-        content_type: "text/plain".into(),
-        metadata: Vec::new(),
-        ttl_seconds: None,
-    }
-}
-
-fn subscription(topic: &Topic, group: &str) -> Subscription {
-    Subscription {
-        topic: topic.0.clone(),
-        consumer_group: group.into(),
-        metadata: Vec::new(),
-    }
-}
-
 fn pull(broker: &mut RedisBroker, topic: &Topic, group: &str, max: u32) -> Vec<IncomingMessage> {
     broker
-        .pull(subscription(topic, group), max, Duration::from_millis(50))
+        .pull(
+            subscription(&topic.0, group),
+            max,
+            Duration::from_millis(50),
+        )
         .expect("pull")
-}
-
-fn payloads(messages: &[IncomingMessage]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|m| String::from_utf8_lossy(&m.data).into_owned())
-        .collect()
-}
-
-fn ids(messages: &[IncomingMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.id.clone()).collect()
 }
 
 #[test]
@@ -264,7 +241,7 @@ fn a_blocking_pull_returns_what_arrives() {
         broker(&[]).publish(name, vec![message("late")])
     });
     let got = consumer
-        .pull(subscription(&topic, "app"), 10, Duration::from_secs(20))
+        .pull(subscription(&topic.0, "app"), 10, Duration::from_secs(20))
         .expect("pull");
     publisher.join().expect("publisher").expect("publish");
     assert_eq!(payloads(&got), ["late"]);

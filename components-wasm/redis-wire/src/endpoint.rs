@@ -1,9 +1,9 @@
 //! Where the Redis server is and how to log in, read from Dapr's metadata
 //! names shared by `state.redis` and `pubsub.redis`.
 
-use outrig_sdk::{Error, Metadata, Result};
+use outrig_sdk::{Error, Metadata, Result, net};
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// How long to wait for the TCP connection to Redis to open.
@@ -76,40 +76,12 @@ impl Endpoint {
 
     /// Opens a TCP connection, trying each address `address` resolves to.
     pub fn connect(&self) -> io::Result<TcpStream> {
-        let mut last_error = None;
-        for addr in self.address.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
-                Ok(stream) => {
-                    // Socket options are best effort: a WASI implementation that
-                    // lacks one still gives a working (if less guarded) socket,
-                    // and the host's per-call deadline bounds a stuck call.
-                    let _ = stream.set_nodelay(true);
-                    let _ = stream.set_read_timeout(Some(self.io_timeout));
-                    let _ = stream.set_write_timeout(Some(self.io_timeout));
-                    return Ok(stream);
-                }
-                Err(err) => last_error = Some(err),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} resolves to no address", self.address),
-            )
-        }))
+        net::connect(&self.address, self.connect_timeout, self.io_timeout)
     }
 
-    /// The contract's error for a failed connection, naming the server and
-    /// calling a timeout a timeout (a timed-out read on WASI reports EAGAIN).
+    /// The contract's error for a failed connection.
     pub fn unavailable(&self, err: io::Error) -> Error {
-        let address = &self.address;
-        match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                let limit = self.io_timeout;
-                Error::unavailable(format!("redis at {address}: no answer within {limit:?}"))
-            }
-            _ => Error::unavailable(format!("redis at {address}: {err}")),
-        }
+        net::unavailable("redis", &self.address, self.io_timeout, err)
     }
 }
 
