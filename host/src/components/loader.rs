@@ -10,8 +10,9 @@ use crate::blocks::catalog::{CatalogEntry, ComponentInfo, LoadStatus};
 use crate::config::resources::{ComponentResource, MetadataValue};
 use crate::runtime::RuntimeEngine;
 use crate::runtime::cache::ArtifactCache;
-use crate::runtime::grants::{self, CapabilityGrant, PreopenGrant};
+use crate::runtime::grants::{CapabilityGrant, PreopenGrant};
 use crate::runtime::instance::InstanceState;
+use crate::runtime::outbound;
 use crate::runtime::pool::{InstancePool, PoolSettings, PooledWorld};
 use anyhow::{Context, anyhow, bail};
 use sha2::{Digest, Sha256};
@@ -84,6 +85,7 @@ impl ComponentHost {
     pub fn new(engine: RuntimeEngine, cache: ArtifactCache) -> anyhow::Result<Self> {
         let mut state_linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut state_linker)?;
+        crate::runtime::lookup::add_to_linker(&mut state_linker)?;
         crate::bindings::state_store::StateStore::add_to_linker::<_, HasSelf<_>>(
             &mut state_linker,
             |state| state,
@@ -249,7 +251,7 @@ impl ComponentHost {
                 }
             }
             let caps = &wasm.capabilities;
-            let outbound = grants::resolve_outbound(&caps.outbound, caps.block_private_networks)
+            let outbound = outbound::resolve_outbound(&caps.outbound, caps.block_private_networks)
                 .await
                 .context("spec.wasm.capabilities.outbound")?;
             let preopens = caps
@@ -286,7 +288,7 @@ impl ComponentHost {
         }
         let derived = (builtin.derive)(&Metadata(metadata), ctx)?;
         metadata.extend(derived.extra_metadata);
-        let outbound = grants::resolve_outbound(&derived.outbound, false)
+        let outbound = outbound::resolve_outbound(&derived.outbound, false)
             .await
             .context("spec.metadata")?;
         let grant = CapabilityGrant {

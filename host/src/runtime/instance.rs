@@ -1,11 +1,14 @@
 //! The state of one instance's store: its WASI context, resource table,
-//! memory limiter, call deadline, and the host interface it imports.
+//! name-lookup gate, memory limiter, call deadline, and the host interface
+//! it imports.
 
+use super::lookup::{LookupGate, LookupView};
 use crate::bindings::{host, types};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Longest log line a component may write; longer ones are cut, so a guest
@@ -17,6 +20,8 @@ pub struct InstanceState {
     component: Arc<str>,
     wasi: WasiCtx,
     table: ResourceTable,
+    /// Which names the guest may look up, and what their addresses grant.
+    lookup: LookupGate,
     /// Enforces the component's memory grant.
     pub(crate) limits: StoreLimits,
     /// When the current call must stop; checked at every epoch tick.
@@ -24,14 +29,38 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    /// Store data for an instance of `component`.
-    pub fn new(component: Arc<str>, wasi: WasiCtx, limits: StoreLimits) -> Self {
+    /// Store data for an instance of `component`, sandboxed by `wasi` and
+    /// `lookup` (see [`super::CapabilityGrant::sandbox`]).
+    pub fn new(
+        component: Arc<str>,
+        wasi: WasiCtx,
+        lookup: LookupGate,
+        limits: StoreLimits,
+    ) -> Self {
         InstanceState {
             component,
             wasi,
             table: ResourceTable::new(),
+            lookup,
             limits,
             deadline: Instant::now(),
+        }
+    }
+
+    /// What the gated name lookup works on (see [`super::lookup`]).
+    pub fn lookup_view(&mut self) -> LookupView<'_> {
+        let InstanceState {
+            wasi,
+            table,
+            lookup,
+            ..
+        } = self;
+        LookupView {
+            sockets: WasiSocketsCtxView {
+                ctx: wasi.sockets(),
+                table,
+            },
+            gate: lookup,
         }
     }
 }

@@ -9,6 +9,8 @@ pub mod cache;
 pub mod engine;
 pub mod grants;
 pub mod instance;
+pub mod lookup;
+pub mod outbound;
 pub mod pool;
 
 pub use cache::ArtifactCache;

@@ -202,9 +202,9 @@ impl<W: PooledWorld> InstancePool<W> {
 
 impl<W: PooledWorld> PoolInner<W> {
     async fn new_instance(&self) -> Result<PooledInstance<W>, CallError> {
-        let wasi = self
+        let (wasi, lookup) = self
             .grant
-            .wasi_ctx(&self.name)
+            .sandbox(&self.name)
             .map_err(|err| CallError::Start(format!("{err:#}")))?;
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.grant.memory_bytes)
@@ -214,7 +214,7 @@ impl<W: PooledWorld> PoolInner<W> {
             .build();
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new(Arc::clone(&self.name), wasi, limits),
+            InstanceState::new(Arc::clone(&self.name), wasi, lookup, limits),
         );
         store.limiter(|state| &mut state.limits);
         // At every epoch tick a running guest either yields to the executor

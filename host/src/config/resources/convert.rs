@@ -266,5 +266,5 @@ fn capabilities(errors: &mut Vec<FieldError>, raw: RawCapabilities, base: &Path)
 /// `tcp://host:port` or `tcp://host:low-high` (with or without `tcp://`),
 /// the forms the runtime grants; the runtime's parser is the one judge.
 fn check_outbound(grant: &str) -> Result<(), String> {
-    crate::runtime::grants::parse_outbound(grant).map(drop)
+    crate::runtime::outbound::parse_outbound(grant).map(drop)
 }

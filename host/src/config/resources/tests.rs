@@ -391,10 +391,10 @@ fn outbound_port_ranges_and_private_network_blocking_are_read() {
     assert!(caps.block_private_networks);
     let lines = error_lines(&doc(
         "s",
-        "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      outbound: [\"tcp://*.db:1\", \"db:9-1\"]\n",
+        "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      outbound: [\"tcp://a.*.db:1\", \"db:9-1\"]\n",
     ));
     assert!(
-        lines[0].contains("outbound[0]") && lines[0].contains("wildcard"),
+        lines[0].contains("outbound[0]") && lines[0].contains("leftmost label"),
         "{lines:?}"
     );
     assert!(
