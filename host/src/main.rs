@@ -23,6 +23,9 @@ fn main() -> std::process::ExitCode {
             Command::Components(ComponentsCommand::Inspect(args)) => {
                 outrig::cli::inspect::inspect(args).await
             }
+            Command::Components(ComponentsCommand::Validate(args)) => {
+                outrig::cli::validate::validate(&args)
+            }
             Command::Version => {
                 println!("outrig {}", env!("CARGO_PKG_VERSION"));
                 Ok(0)

@@ -3,6 +3,7 @@
 pub mod app_process;
 pub mod inspect;
 pub mod run;
+pub mod validate;
 
 use crate::config::settings::{self, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_RESOURCES_PATH};
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,17 @@ pub enum ComponentsCommand {
     /// Print a component's world, imports and exports, and what the
     /// resource YAML that loads it grants.
     Inspect(InspectArgs),
+    /// Check the resources directory without starting anything: YAML,
+    /// unknown fields, types, `.wasm` files and sha256 pins.
+    Validate(ValidateArgs),
+}
+
+/// `outrig components validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Directory of Dapr resource YAML (default `./components`).
+    #[arg(long)]
+    pub resources_path: Option<PathBuf>,
 }
 
 /// `outrig components inspect`.
