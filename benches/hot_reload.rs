@@ -18,6 +18,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
+
+use support::cells;
 
 use anyhow::{Context, ensure};
 use common::{AppId, Launch, Resources, Sidecar, component_yaml};
@@ -47,16 +50,6 @@ fn tagged(component: &[u8], tag: &str) -> Vec<u8> {
     out.extend_from_slice(name);
     out.extend_from_slice(tag.as_bytes());
     out
-}
-
-/// Median, min and max of `samples` in ms, as a Markdown row's cells.
-fn cells(samples: &[Duration]) -> String {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let median = ms.get(ms.len() / 2).copied().unwrap_or_default();
-    let min = ms.first().copied().unwrap_or_default();
-    let max = ms.last().copied().unwrap_or_default();
-    format!("{median:.2} | {min:.2} | {max:.2} | {}", ms.len())
 }
 
 /// The version a read answers with.
@@ -106,10 +99,7 @@ async fn swap_by_route(
 }
 
 async fn run() -> anyhow::Result<()> {
-    let swaps: usize = std::env::var("OUTRIG_BENCH_SWAPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let swaps = support::knob("OUTRIG_BENCH_SWAPS", 20) as usize;
     let built = Path::new(outrig::components::builtin::TEST_VERSIONED_PATH);
     let bytes = std::fs::read(built)
         .with_context(|| format!("the test-versioned component at {}", built.display()))?;

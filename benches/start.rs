@@ -17,6 +17,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
+
+use support::cells;
 
 use anyhow::{Context, bail, ensure};
 use common::{AppId, Launch, PG_CONNECTION, REDIS_HOST, Resources};
@@ -86,16 +89,6 @@ async fn start_to_healthy(app: &AppId, resources: &Path, home: &Path) -> anyhow:
     Ok(took)
 }
 
-/// Median, min and max in ms, and the count, as Markdown cells.
-fn cells(samples: &[Duration]) -> String {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let median = ms.get(ms.len() / 2).copied().unwrap_or_default();
-    let min = ms.first().copied().unwrap_or_default();
-    let max = ms.last().copied().unwrap_or_default();
-    format!("{median:.2} | {min:.2} | {max:.2} | {}", ms.len())
-}
-
 /// (ordinary read, read that first instantiates a fresh instance) latencies.
 async fn instantiation(rounds: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let app = AppId::new("bench-instantiate");
@@ -133,10 +126,7 @@ async fn instantiation(rounds: usize) -> anyhow::Result<(Vec<Duration>, Vec<Dura
 }
 
 async fn run() -> anyhow::Result<()> {
-    let starts: usize = std::env::var("OUTRIG_BENCH_STARTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let starts = support::knob("OUTRIG_BENCH_STARTS", 5) as usize;
     let app = AppId::new("bench-start");
     let resources = Resources::new();
     let table = format!("bench_start_{}", std::process::id());

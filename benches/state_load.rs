@@ -23,6 +23,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use anyhow::{Context, bail, ensure};
 use common::{AppId, Launch, PgTable, REDIS_HOST, Resources};
@@ -54,12 +55,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
+        let number = support::knob;
         Settings {
             measure: Duration::from_secs(number("OUTRIG_BENCH_SECONDS", 5)),
             connections: number("OUTRIG_BENCH_CONNECTIONS", 32) as usize,
