@@ -18,6 +18,11 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("STATE_REDB", "state-redb"),
     ("STATE_REDIS", "state-redis"),
     ("STATE_POSTGRESQL", "state-postgresql"),
+    ("PUBSUB_IN_MEMORY", "pubsub-in-memory"),
+    ("PUBSUB_REDIS", "pubsub-redis"),
+    ("PUBSUB_NATS", "pubsub-nats"),
+    ("PUBSUB_MQTT", "pubsub-mqtt"),
+    ("PUBSUB_RABBITMQ", "pubsub-rabbitmq"),
 ];
 
 /// Test-only components: their paths are exported, their bytes are not embedded.

@@ -2,7 +2,11 @@
 //! the API, reload the components when they change, shut down gracefully.
 
 use crate::api::ApiContext;
+use crate::appchannel::{AppChannelConfig, DEFAULT_READY_TIMEOUT, ENV_APP_API_TOKEN};
 use crate::blocks::Catalog;
+use crate::blocks::pubsub::PublishSignals;
+use crate::blocks::pubsub::delivery::startup::{DeliveryPlan, start_for_app};
+use crate::blocks::pubsub::delivery::{Delivery, DeliverySettings};
 use crate::components::{ComponentHost, LoadContext};
 use crate::config::settings::SidecarSettings;
 use crate::reload::watch::ResourceWatcher;
@@ -12,7 +16,7 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 
 /// A started sidecar.
@@ -27,6 +31,8 @@ pub struct RunningSidecar {
     pub reloader: Arc<Reloader>,
     /// The watch on the resources directory, stopped when the sidecar is.
     _watcher: Option<ResourceWatcher>,
+    /// Pub/sub delivery to the app, once the app listens.
+    delivery: DeliveryHandle,
     /// The API servers (HTTP, gRPC), each stopping when `stop` turns true.
     servers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -36,13 +42,65 @@ pub struct RunningSidecar {
 }
 
 impl RunningSidecar {
-    /// Stops accepting requests, lets in-flight ones finish, and returns.
+    /// Stops pulling pub/sub messages and waits until the events in flight
+    /// to the app are settled; call it before stopping the app, so nothing
+    /// the app was handed is cut off. Later calls do nothing.
+    pub async fn stop_delivery(&self) {
+        self.delivery.stop().await;
+    }
+
+    /// Stops delivery, stops accepting requests, lets in-flight ones
+    /// finish, and returns.
     pub async fn stop(self) {
+        self.delivery.stop().await;
         self.stop.send_replace(true);
         for server in self.servers {
             if let Err(err) = server.await {
                 tracing::warn!(error = %err, "an API server task ended abnormally");
             }
+        }
+    }
+}
+
+/// Delivery to the app: starting (waiting for the app to listen), running,
+/// or stopped.
+struct DeliveryHandle {
+    starting: Option<JoinHandle<()>>,
+    running: Arc<Mutex<Option<Delivery>>>,
+}
+
+impl DeliveryHandle {
+    fn none() -> Self {
+        DeliveryHandle {
+            starting: None,
+            running: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Starts delivery in the background once the app listens.
+    fn spawn(config: AppChannelConfig, plan: DeliveryPlan) -> Self {
+        let running = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&running);
+        let starting = tokio::spawn(async move {
+            match start_for_app(config, plan).await {
+                Ok(delivery) => *slot.lock().await = Some(delivery),
+                Err(err) => {
+                    tracing::error!(error = %err, "pub/sub delivery to the app did not start")
+                }
+            }
+        });
+        DeliveryHandle {
+            starting: Some(starting),
+            running,
+        }
+    }
+
+    async fn stop(&self) {
+        if let Some(starting) = &self.starting {
+            starting.abort();
+        }
+        if let Some(delivery) = self.running.lock().await.take() {
+            delivery.stop().await;
         }
     }
 }
@@ -72,14 +130,37 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         data_dir: settings.data_dir(),
     };
     let catalog = Arc::new(Catalog::default());
+    let declarative = source
+        .subscriptions()
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let reloader = Arc::new(Reloader::new(host, base, source, Arc::clone(&catalog)));
     reloader.load_initial(resources).await;
+    let signals = Arc::new(PublishSignals::default());
+    let delivery = match settings.app_port {
+        Some(port) => DeliveryHandle::spawn(
+            AppChannelConfig {
+                protocol: settings.app_protocol,
+                address: SocketAddr::from(([127, 0, 0, 1], port)),
+                app_token: std::env::var(ENV_APP_API_TOKEN).ok(),
+                ready_timeout: DEFAULT_READY_TIMEOUT,
+            },
+            DeliveryPlan {
+                app_id: settings.app_id.clone(),
+                catalog: Arc::clone(&catalog),
+                signals: Arc::clone(&signals),
+                declarative,
+                settings: DeliverySettings::default(),
+            },
+        ),
+        None => DeliveryHandle::none(),
+    };
 
     let shutdown = Arc::new(Notify::new());
     let ctx = Arc::new(ApiContext {
         app_id: settings.app_id.clone(),
         api_token: settings.api_token.clone(),
         catalog,
+        publish_signals: Arc::clone(&signals),
         shutdown: Arc::clone(&shutdown),
         extended: Default::default(),
     });
@@ -137,6 +218,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         shutdown,
         reloader,
         _watcher: watcher,
+        delivery,
         servers: vec![server, grpc_server],
         stop,
         _engine: engine,

@@ -1,7 +1,12 @@
 //! Test doubles shared by unit tests: an in-memory [`StateStore`] with real
-//! ETag semantics and injectable failures, and a catalog builder.
+//! ETag semantics and injectable failures, a recording [`Broker`] with
+//! injectable failures, the real built-in in-memory broker, and catalog
+//! builders.
 
 use crate::blocks::catalog::{CatalogEntry, CatalogSnapshot, ComponentInfo, LoadStatus};
+use crate::blocks::pubsub::{
+    Broker, BrokerSubscription, IncomingMessage, OutgoingMessage, PublishFailure,
+};
 use crate::blocks::state::{
     BulkItem, Concurrency, DeleteRequest, Feature, GetRequest, Item, Metadata, Operation,
     QueryItem, QueryRequest, QueryResponse, SetRequest, StateStore,
@@ -9,6 +14,7 @@ use crate::blocks::state::{
 use crate::blocks::{Catalog, ComponentError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// What the fake remembers; guarded by one lock so transactions are atomic.
 #[derive(Default)]
@@ -264,9 +270,159 @@ impl StateStore for FakeStore {
     }
 }
 
+/// What the fake broker remembers.
+#[derive(Default)]
+struct BrokerInner {
+    /// Every message published, with its topic, in order.
+    published: Vec<(String, OutgoingMessage)>,
+    /// How many messages of each topic `pull` has handed out.
+    pulled: BTreeMap<String, usize>,
+    /// Set: every publish fails with it.
+    failure: Option<ComponentError>,
+    /// Entries (by position in a batch) the broker refuses, and why.
+    refused: BTreeMap<usize, ComponentError>,
+}
+
+/// A broker that records what it is given, fails on demand, and hands the
+/// recorded messages back through `pull`.
+#[derive(Default)]
+pub struct FakeBroker {
+    inner: Mutex<BrokerInner>,
+}
+
+impl FakeBroker {
+    /// An empty broker that accepts everything.
+    pub fn new() -> Arc<Self> {
+        Arc::new(FakeBroker::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BrokerInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes every following publish fail with `error` (until `None`).
+    pub fn fail_with(&self, error: Option<ComponentError>) {
+        self.lock().failure = error;
+    }
+
+    /// Makes the entry at `index` of every following batch fail with `error`.
+    pub fn refuse_entry(&self, index: usize, error: ComponentError) {
+        self.lock().refused.insert(index, error);
+    }
+
+    /// Every message published so far, with its topic.
+    pub fn published(&self) -> Vec<(String, OutgoingMessage)> {
+        self.lock().published.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for FakeBroker {
+    async fn publish(
+        &self,
+        topic: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), Vec<PublishFailure>> {
+        let mut inner = self.lock();
+        if let Some(error) = inner.failure.clone() {
+            return Err((0..messages.len())
+                .map(|index| PublishFailure {
+                    index,
+                    error: error.clone(),
+                })
+                .collect());
+        }
+        let mut failures = Vec::new();
+        for (index, message) in messages.into_iter().enumerate() {
+            match inner.refused.get(&index) {
+                Some(error) => failures.push(PublishFailure {
+                    index,
+                    error: error.clone(),
+                }),
+                None => inner.published.push((topic.to_owned(), message)),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures)
+        }
+    }
+
+    async fn pull(
+        &self,
+        subscription: &BrokerSubscription,
+        max: u32,
+        _wait: Duration,
+    ) -> Result<Vec<IncomingMessage>, ComponentError> {
+        let mut inner = self.lock();
+        let topic = subscription.topic.clone();
+        let already = inner.pulled.get(&topic).copied().unwrap_or_default();
+        let out: Vec<IncomingMessage> = inner
+            .published
+            .iter()
+            .filter(|(t, _)| *t == topic)
+            .enumerate()
+            .skip(already)
+            .take(max as usize)
+            .map(|(n, (topic, message))| IncomingMessage {
+                id: format!("{topic}/{n}"),
+                topic: topic.clone(),
+                data: message.data.clone(),
+                content_type: message.content_type.clone(),
+                metadata: message.metadata.clone(),
+                attempt: 1,
+            })
+            .collect();
+        inner.pulled.insert(topic, already + out.len());
+        Ok(out)
+    }
+
+    async fn ack(&self, _ids: Vec<String>) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    async fn nack(
+        &self,
+        _ids: Vec<String>,
+        _redeliver_after: Duration,
+    ) -> Result<(), ComponentError> {
+        Ok(())
+    }
+}
+
 /// A catalog serving `stores` (name → store) plus `failed` (name → error) components.
 pub fn catalog(stores: &[(&str, Arc<FakeStore>)], failed: &[(&str, &str)]) -> Arc<Catalog> {
+    catalog_with_brokers(stores, &[], failed)
+}
+
+/// A catalog serving `stores`, `brokers` (name → broker) and `failed`
+/// (name → error) components.
+pub fn catalog_with_brokers(
+    stores: &[(&str, Arc<FakeStore>)],
+    brokers: &[(&str, Arc<dyn Broker>)],
+    failed: &[(&str, &str)],
+) -> Arc<Catalog> {
     let mut entries = BTreeMap::new();
+    for (name, broker) in brokers {
+        let info = ComponentInfo {
+            name: (*name).to_owned(),
+            component_type: "pubsub.fake".to_owned(),
+            version: "v1".to_owned(),
+            features: Vec::new(),
+            status: LoadStatus::Loaded,
+            sha256: Some("cd".repeat(32)),
+            source: format!("components/{name}.yaml"),
+        };
+        entries.insert(
+            (*name).to_owned(),
+            CatalogEntry {
+                info,
+                state: None,
+                pubsub: Some(broker.clone()),
+            },
+        );
+    }
     for (name, store) in stores {
         let info = ComponentInfo {
             name: (*name).to_owned(),
@@ -283,6 +439,7 @@ pub fn catalog(stores: &[(&str, Arc<FakeStore>)], failed: &[(&str, &str)]) -> Ar
             CatalogEntry {
                 info,
                 state: Some(state),
+                pubsub: None,
             },
         );
     }
@@ -296,7 +453,46 @@ pub fn catalog(stores: &[(&str, Arc<FakeStore>)], failed: &[(&str, &str)]) -> Ar
             sha256: None,
             source: format!("components/{name}.yaml"),
         };
-        entries.insert((*name).to_owned(), CatalogEntry { info, state: None });
+        entries.insert((*name).to_owned(), CatalogEntry::failed(info));
     }
     Arc::new(Catalog::new(CatalogSnapshot { entries }))
+}
+
+/// The built-in `pubsub.in-memory` component loaded through the real
+/// runtime, with what keeps it running.
+pub struct BuiltinBroker {
+    /// The broker.
+    pub broker: Arc<dyn Broker>,
+    /// Keeps the engine (and its epoch ticker) alive for the broker's calls.
+    _host: crate::components::ComponentHost,
+}
+
+/// Loads the built-in `pubsub.in-memory` component (compiles it: seconds in
+/// a debug build).
+pub async fn builtin_in_memory_broker() -> BuiltinBroker {
+    use crate::components::{ComponentHost, LoadContext};
+    use crate::config::resources::ComponentResource;
+    use crate::runtime::{ArtifactCache, RuntimeEngine};
+    let engine = RuntimeEngine::new().expect("engine");
+    let host = ComponentHost::new(engine, ArtifactCache::new(None)).expect("host");
+    let resource = ComponentResource {
+        name: "mem-pubsub".into(),
+        namespace: None,
+        component_type: "pubsub.in-memory".into(),
+        version: "v1".into(),
+        metadata: Vec::new(),
+        scopes: Vec::new(),
+        wasm: None,
+        source: "test/mem-pubsub.yaml".into(),
+    };
+    let entry = host.load(&resource, &LoadContext::for_tests()).await;
+    assert_eq!(
+        entry.info.status,
+        LoadStatus::Loaded,
+        "pubsub.in-memory loads"
+    );
+    BuiltinBroker {
+        broker: entry.pubsub.expect("a loaded broker"),
+        _host: host,
+    }
 }

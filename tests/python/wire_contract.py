@@ -6,7 +6,9 @@ Every message Outrig declares must exist in the SDK under the same full name,
 and each of its fields must have the SDK's number, name, type, repetition
 and message or enum type. Every RPC must exist in the SDK's service with the same request
 and response types and streaming. Enum values must match by number. Outrig
-may declare less than Dapr, never something different.
+may declare less than Dapr, never something different; what Outrig serves
+(OUTRIG_SERVES) must be declared at all, so an RPC dropped from proto/ is
+caught too.
 """
 
 import sys
@@ -17,9 +19,28 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 import dapr.proto.common.v1.common_pb2  # noqa: F401
 import dapr.proto.runtime.v1.appcallback_pb2  # noqa: F401
 import dapr.proto.runtime.v1.dapr_pb2  # noqa: F401
+import dapr.proto.runtime.v1.pubsub_pb2  # noqa: F401
 
 POOL = descriptor_pool.Default()
 problems = []
+
+# The RPCs Outrig serves and the messages they exchange, by full name.
+OUTRIG_SERVES = {
+    'rpc': [
+        'dapr.proto.runtime.v1.Dapr.GetState',
+        'dapr.proto.runtime.v1.Dapr.SaveState',
+        'dapr.proto.runtime.v1.Dapr.PublishEvent',
+        'dapr.proto.runtime.v1.Dapr.BulkPublishEventAlpha1',
+        'dapr.proto.runtime.v1.Dapr.BulkPublishEvent',
+    ],
+    'message': [
+        'dapr.proto.runtime.v1.PublishEventRequest',
+        'dapr.proto.runtime.v1.BulkPublishRequest',
+        'dapr.proto.runtime.v1.BulkPublishRequestEntry',
+        'dapr.proto.runtime.v1.BulkPublishResponse',
+        'dapr.proto.runtime.v1.BulkPublishResponseFailedEntry',
+    ],
+}
 
 
 def check_enum(ours, full_name):
@@ -87,17 +108,25 @@ with open(sys.argv[1], 'rb') as f:
     descriptors.ParseFromString(f.read())
 
 checked = 0
+declared = set()
 for file in descriptors.file:
     if not file.package.startswith('dapr.'):
         continue
     for message in file.message_type:
         check_message(message, f'{file.package}.{message.name}')
+        declared.add(f'{file.package}.{message.name}')
         checked += 1
     for enum in file.enum_type:
         check_enum(enum, f'{file.package}.{enum.name}')
     for service in file.service:
         check_service(service, f'{file.package}.{service.name}')
+        declared.update(f'{file.package}.{service.name}.{m.name}' for m in service.method)
         checked += 1
+
+for kind, names in OUTRIG_SERVES.items():
+    for name in names:
+        if name not in declared:
+            problems.append(f'{kind} {name} is served by Outrig but not declared in proto/')
 
 if checked == 0:
     problems.append('no Dapr message or service found in the descriptor set')

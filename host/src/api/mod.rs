@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 
 use crate::blocks::Catalog;
+use crate::blocks::pubsub::PublishSignals;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -28,6 +29,9 @@ pub struct ApiContext {
     pub api_token: Option<String>,
     /// The components being served.
     pub catalog: Arc<Catalog>,
+    /// Wakes this sidecar's subscribers of a topic when the app publishes
+    /// to it; shared with the delivery loop, which waits on it.
+    pub publish_signals: Arc<PublishSignals>,
     /// Fired by `POST /v1.0/shutdown`; the sidecar shuts down gracefully.
     pub shutdown: Arc<tokio::sync::Notify>,
     /// Attributes set through either API (`PUT /v1.0/metadata/{key}`,

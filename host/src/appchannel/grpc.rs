@@ -2,10 +2,19 @@
 //! `dapr.proto.runtime.v1.AppCallback` service over one multiplexed HTTP/2
 //! connection.
 
+use super::events::{self, BulkDelivery, CLOUD_EVENT_CONTENT_TYPE, TopicDelivery, Verdict};
 use super::{APP_TOKEN_HEADER, AppChannel, AppChannelError, AppRequest, AppResponse};
 use crate::api::grpc::proto::common::{self, http_extension::Verb};
+use crate::api::grpc::proto::runtime::app_callback_alpha_client::AppCallbackAlphaClient;
 use crate::api::grpc::proto::runtime::app_callback_client::AppCallbackClient;
 use crate::api::grpc::proto::runtime::app_callback_health_check_client::AppCallbackHealthCheckClient;
+use crate::api::grpc::proto::runtime::{
+    TopicEventBulkRequest, TopicEventBulkRequestEntry, TopicEventCeRequest, TopicEventRequest,
+    TopicSubscription, topic_event_bulk_request_entry,
+};
+use crate::blocks::pubsub::subscription::{BulkSubscribe, RouteRule, Routes, SubscriptionSpec};
+use base64::Engine as _;
+use serde_json::Value;
 use std::net::SocketAddr;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -98,4 +107,238 @@ impl AppChannel for GrpcChannel {
             .await?;
         Ok(())
     }
+
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, AppChannelError> {
+        let answer = AppCallbackClient::new(self.channel.clone())
+            .list_topic_subscriptions(self.request(()))
+            .await;
+        match answer {
+            Ok(list) => Ok(list
+                .into_inner()
+                .subscriptions
+                .into_iter()
+                .map(subscription_spec)
+                .collect()),
+            Err(status) if status.code() == tonic::Code::Unimplemented => Ok(Vec::new()),
+            Err(status) => Err(status.into()),
+        }
+    }
+
+    async fn deliver(&self, delivery: TopicDelivery<'_>) -> Result<Verdict, AppChannelError> {
+        let event = CloudEventParts::of(delivery.event);
+        let message = TopicEventRequest {
+            id: event.id,
+            source: event.source,
+            r#type: event.ty,
+            spec_version: event.spec_version,
+            data_content_type: event.data_content_type,
+            data: event.data,
+            topic: delivery.topic.to_owned(),
+            pubsub_name: delivery.pubsub.to_owned(),
+            path: delivery.route.to_owned(),
+            extensions: Some(event.extensions),
+        };
+        let answer = AppCallbackClient::new(self.channel.clone())
+            .on_topic_event(self.request(message))
+            .await;
+        match answer {
+            Ok(answer) => Ok(Verdict::from_grpc(answer.into_inner().status)),
+            Err(status) => Ok(status_verdict(&status)),
+        }
+    }
+
+    async fn deliver_bulk(
+        &self,
+        delivery: BulkDelivery<'_>,
+    ) -> Result<Vec<Verdict>, AppChannelError> {
+        let entries = delivery
+            .entries
+            .iter()
+            .map(|entry| {
+                let event = CloudEventParts::of(entry.event);
+                TopicEventBulkRequestEntry {
+                    entry_id: entry.entry_id.clone(),
+                    content_type: CLOUD_EVENT_CONTENT_TYPE.to_owned(),
+                    metadata: Default::default(),
+                    event: Some(topic_event_bulk_request_entry::Event::CloudEvent(
+                        TopicEventCeRequest {
+                            id: event.id,
+                            source: event.source,
+                            r#type: event.ty,
+                            spec_version: event.spec_version,
+                            data_content_type: event.data_content_type,
+                            data: event.data,
+                            extensions: Some(event.extensions),
+                        },
+                    )),
+                }
+            })
+            .collect();
+        let message = TopicEventBulkRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            entries,
+            metadata: Default::default(),
+            topic: delivery.topic.to_owned(),
+            pubsub_name: delivery.pubsub.to_owned(),
+            r#type: "com.dapr.event.sent".to_owned(),
+            path: delivery.route.to_owned(),
+        };
+        let ids: Vec<&str> = delivery
+            .entries
+            .iter()
+            .map(|e| e.entry_id.as_str())
+            .collect();
+        let mut answer = AppCallbackClient::new(self.channel.clone())
+            .on_bulk_topic_event(self.request(message.clone()))
+            .await;
+        if matches!(&answer, Err(status) if status.code() == tonic::Code::Unimplemented) {
+            answer = AppCallbackAlphaClient::new(self.channel.clone())
+                .on_bulk_topic_event_alpha1(self.request(message))
+                .await;
+        }
+        match answer {
+            Ok(answer) => {
+                let statuses: Vec<(String, i32)> = answer
+                    .into_inner()
+                    .statuses
+                    .into_iter()
+                    .map(|s| (s.entry_id, s.status))
+                    .collect();
+                Ok(events::match_statuses(&ids, &statuses, |s| {
+                    Verdict::from_grpc(*s)
+                }))
+            }
+            Err(status) => Ok(vec![status_verdict(&status); ids.len()]),
+        }
+    }
+}
+
+/// A gRPC app's failure as a verdict: `UNIMPLEMENTED` means it will never
+/// take the event (Dapr drops it); anything else may pass, so retry.
+fn status_verdict(status: &tonic::Status) -> Verdict {
+    if status.code() == tonic::Code::Unimplemented {
+        Verdict::Drop
+    } else {
+        tracing::debug!(code = ?status.code(), message = status.message(), "the app failed an event");
+        Verdict::Retry
+    }
+}
+
+/// A programmatic subscription of a gRPC app.
+fn subscription_spec(sub: TopicSubscription) -> SubscriptionSpec {
+    let routes = sub.routes.unwrap_or_default();
+    SubscriptionSpec {
+        pubsub_name: sub.pubsub_name,
+        topic: sub.topic,
+        routes: Routes {
+            rules: routes
+                .rules
+                .into_iter()
+                .map(|rule| RouteRule {
+                    condition: rule.r#match,
+                    path: rule.path,
+                })
+                .collect(),
+            default: Some(routes.default).filter(|d| !d.is_empty()),
+        },
+        metadata: sub.metadata.into_iter().collect(),
+        dead_letter_topic: Some(sub.dead_letter_topic).filter(|t| !t.is_empty()),
+        bulk: sub.bulk_subscribe.filter(|b| b.enabled).map(|b| {
+            let defaults = BulkSubscribe::default();
+            BulkSubscribe {
+                max_messages: u32::try_from(b.max_messages_count)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or(defaults.max_messages),
+                max_await_ms: u32::try_from(b.max_await_duration_ms)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or(defaults.max_await_ms),
+            }
+        }),
+        origin: "app".to_owned(),
+    }
+}
+
+/// A CloudEvent split the way `TopicEventRequest` carries it: the core
+/// attributes as fields, the data as bytes, everything else as extensions.
+struct CloudEventParts {
+    id: String,
+    source: String,
+    ty: String,
+    spec_version: String,
+    data_content_type: String,
+    data: Vec<u8>,
+    extensions: prost_types::Struct,
+}
+
+impl CloudEventParts {
+    fn of(event: &Value) -> Self {
+        let text = |name: &str| {
+            event
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let data = match (event.get("data"), event.get("data_base64")) {
+            (Some(Value::String(text)), _) => text.clone().into_bytes(),
+            (Some(Value::Null) | None, Some(Value::String(encoded))) => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .unwrap_or_default()
+            }
+            (Some(Value::Null) | None, _) => Vec::new(),
+            (Some(json), _) => serde_json::to_vec(json).unwrap_or_default(),
+        };
+        const CORE: [&str; 7] = [
+            "id",
+            "source",
+            "type",
+            "specversion",
+            "datacontenttype",
+            "data",
+            "data_base64",
+        ];
+        let fields = event
+            .as_object()
+            .map(|attributes| {
+                attributes
+                    .iter()
+                    .filter(|(name, _)| !CORE.contains(&name.as_str()))
+                    .map(|(name, value)| (name.clone(), proto_value(value)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        CloudEventParts {
+            id: text("id"),
+            source: text("source"),
+            ty: text("type"),
+            spec_version: text("specversion"),
+            data_content_type: text("datacontenttype"),
+            data,
+            extensions: prost_types::Struct { fields },
+        }
+    }
+}
+
+/// A JSON value as a protobuf `Value`.
+fn proto_value(value: &Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(proto_value).collect(),
+        }),
+        Value::Object(fields) => Kind::StructValue(prost_types::Struct {
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.clone(), proto_value(v)))
+                .collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
 }

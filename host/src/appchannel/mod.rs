@@ -11,12 +11,15 @@
 //! Every call carries `APP_API_TOKEN` as `dapr-api-token` when it is set, so
 //! the app can tell its sidecar from anyone else.
 
+pub mod events;
 pub mod grpc;
 pub mod http;
 
 #[cfg(test)]
 mod tests;
 
+use crate::blocks::pubsub::subscription::SubscriptionSpec;
+use events::{BulkDelivery, TopicDelivery, Verdict};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -120,6 +123,16 @@ pub trait AppChannel: Send + Sync {
     async fn invoke(&self, request: AppRequest) -> Result<AppResponse, AppChannelError>;
     /// Asks whether the app is healthy (`GET /healthz`, gRPC `HealthCheck`).
     async fn health_check(&self) -> Result<(), AppChannelError>;
+    /// The app's programmatic subscriptions (`GET /dapr/subscribe`, gRPC
+    /// `ListTopicSubscriptions`); none when the app does not offer them.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, AppChannelError>;
+    /// Delivers one pub/sub event and says what the app made of it.
+    async fn deliver(&self, delivery: TopicDelivery<'_>) -> Result<Verdict, AppChannelError>;
+    /// Delivers several events in one call; the verdicts are in entry order.
+    async fn deliver_bulk(
+        &self,
+        delivery: BulkDelivery<'_>,
+    ) -> Result<Vec<Verdict>, AppChannelError>;
 }
 
 /// Waits until the app listens (so nothing is delivered before it can be),

@@ -4,6 +4,7 @@
 //! hot reload publish a new [`CatalogSnapshot`] atomically, so a request sees
 //! either the old set or the new one, never a mix.
 
+use super::pubsub::Broker;
 use super::state::{Feature, StateStore};
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
@@ -48,6 +49,24 @@ pub struct CatalogEntry {
     pub info: ComponentInfo,
     /// Set when the component is a loaded state store.
     pub state: Option<Arc<dyn StateStore>>,
+    /// Set when the component is a loaded pub/sub broker.
+    pub pubsub: Option<Arc<dyn Broker>>,
+}
+
+impl CatalogEntry {
+    /// An entry that serves nothing (its load failed).
+    pub fn failed(info: ComponentInfo) -> Self {
+        CatalogEntry {
+            info,
+            state: None,
+            pubsub: None,
+        }
+    }
+
+    /// Whether the entry serves a building block.
+    pub fn serves(&self) -> bool {
+        self.state.is_some() || self.pubsub.is_some()
+    }
 }
 
 /// One consistent set of components.
@@ -74,6 +93,11 @@ impl Catalog {
     /// The loaded state store called `name`.
     pub fn state_store(&self, name: &str) -> Option<Arc<dyn StateStore>> {
         self.current.load().entries.get(name)?.state.clone()
+    }
+
+    /// The loaded pub/sub broker called `name`.
+    pub fn broker(&self, name: &str) -> Option<Arc<dyn Broker>> {
+        self.current.load().entries.get(name)?.pubsub.clone()
     }
 
     /// Whether any state store is loaded at all (Dapr distinguishes "not

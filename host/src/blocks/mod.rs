@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod pubsub;
 pub mod state;
 
 pub use catalog::Catalog;

@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod run;
 pub mod validate;
 
+use crate::appchannel::AppProtocol;
 use crate::config::settings::{self, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_RESOURCES_PATH};
 use clap::{Args, Parser, Subcommand};
 use std::net::IpAddr;
@@ -120,6 +121,8 @@ impl RunArgs {
             resources_path_explicit: self.resources_path.is_some(),
             home: self.home.clone().unwrap_or_else(settings::default_home),
             watch_resources: !self.no_watch,
+            app_port: self.app_port,
+            app_protocol: AppProtocol::parse(&self.app_protocol).unwrap_or(AppProtocol::Http),
             api_token: std::env::var(settings::ENV_API_TOKEN)
                 .ok()
                 .filter(|token| !token.is_empty()),

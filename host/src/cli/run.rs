@@ -44,12 +44,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let mut app = AppProcess::spawn(&args.command, &env)?;
     tracing::info!(command = ?args.command, "app started");
-    let status = tokio::select! {
-        status = app.wait() => status?,
-        _ = interrupt.recv() => app.stop(Signal::SIGINT).await?,
-        _ = terminate.recv() => app.stop(Signal::SIGTERM).await?,
-        _ = quit.recv() => app.stop(Signal::SIGQUIT).await?,
-        _ = shutdown.notified() => app.stop(Signal::SIGTERM).await?,
+    // Delivery stops (and its events in flight settle) before the app is
+    // asked to stop, so the app is never cut off mid-event.
+    let stop_with = tokio::select! {
+        status = app.wait() => Err(status?),
+        _ = interrupt.recv() => Ok(Signal::SIGINT),
+        _ = terminate.recv() => Ok(Signal::SIGTERM),
+        _ = quit.recv() => Ok(Signal::SIGQUIT),
+        _ = shutdown.notified() => Ok(Signal::SIGTERM),
+    };
+    let status = match stop_with {
+        Err(status) => status,
+        Ok(signal) => {
+            running.stop_delivery().await;
+            app.stop(signal).await?
+        }
     };
     let code = exit_code(status);
     tracing::info!(code, "app exited; shutting down the sidecar");

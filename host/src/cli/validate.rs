@@ -1,13 +1,14 @@
 //! `outrig components validate`: reads the resources directory as the
 //! sidecar (and a hot reload) would, and reports every problem at once,
 //! without starting anything: YAML errors, unknown fields, unknown types,
-//! missing `.wasm` files and sha256 pins that do not match. Run it before
-//! saving into a watched directory; a non-zero exit means a reload would
-//! keep the old version of something.
+//! missing `.wasm` files, sha256 pins that do not match, and subscriptions
+//! that do not parse (their routing rules included, compiled as delivery
+//! would). Run it before saving into a watched directory; a non-zero exit
+//! means a reload would keep the old version of something.
 
 use super::ValidateArgs;
 use crate::components::builtin;
-use crate::config::resources::{self, ComponentResource};
+use crate::config::resources::{self, ComponentResource, SubscriptionResource};
 use crate::config::settings;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -57,6 +58,14 @@ pub fn report(dir: &Path) -> (String, usize) {
             }
         }
     }
+    let mut warnings = scan.report.unknown_fields.len();
+    for subscription in &scan.report.subscriptions {
+        let _ = writeln!(out, "{}", describe(subscription));
+        if let Some(problem) = unknown_pubsub(subscription, &scan.report.components) {
+            warnings += 1;
+            let _ = writeln!(out, "warning: {problem}");
+        }
+    }
     for unknown in &scan.report.unknown_fields {
         let _ = writeln!(
             out,
@@ -70,11 +79,51 @@ pub fn report(dir: &Path) -> (String, usize) {
     }
     let _ = writeln!(
         out,
-        "{} components, {} warnings, {errors} errors",
+        "{} components, {} subscriptions, {warnings} warnings, {errors} errors",
         scan.report.components.len(),
-        scan.report.unknown_fields.len()
+        scan.report.subscriptions.len(),
     );
     (out, errors)
+}
+
+/// One line on what a subscription delivers where.
+fn describe(subscription: &SubscriptionResource) -> String {
+    let spec = &subscription.spec;
+    let mut routes = match spec.routes.rules.len() {
+        0 => String::new(),
+        1 => "1 rule".to_owned(),
+        n => format!("{n} rules"),
+    };
+    if let Some(default) = &spec.routes.default {
+        let joint = if routes.is_empty() { "" } else { ", default " };
+        routes.push_str(&format!("{joint}{default}"));
+    }
+    format!(
+        "{}: Subscription {} ({}/{} -> {routes})",
+        subscription.source.display(),
+        subscription.name,
+        spec.pubsub_name,
+        spec.topic
+    )
+}
+
+/// A warning when no pub/sub component of the directory has the
+/// subscription's `pubsubname` (it would receive nothing).
+fn unknown_pubsub(
+    subscription: &SubscriptionResource,
+    components: &[ComponentResource],
+) -> Option<String> {
+    let name = &subscription.spec.pubsub_name;
+    let known = components
+        .iter()
+        .any(|c| &c.name == name && c.component_type.starts_with("pubsub."));
+    (!known).then(|| {
+        format!(
+            "{}: Subscription `{}`: spec.pubsubname: no pub/sub component `{name}` in this directory",
+            subscription.source.display(),
+            subscription.name
+        )
+    })
 }
 
 /// What serves `component` if it loads, or why it would not.
@@ -136,8 +185,37 @@ mod tests {
             ),
         );
         write("broken.yaml", "  type: [\n");
+        let subscription = |name: &str, spec: &str| {
+            format!(
+                "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: {name}\nspec:\n{spec}"
+            )
+        };
+        write("bus.yaml", "  type: pubsub.in-memory\n");
+        std::fs::write(
+            dir.path().join("subs.yaml"),
+            [
+                subscription(
+                    "orders",
+                    "  pubsubname: bus\n  topic: orders\n  routes:\n    rules:\n    - {match: \"event.type == 'big'\", path: /big}\n    default: /orders\n",
+                ),
+                subscription(
+                    "elsewhere",
+                    "  pubsubname: nowhere\n  topic: t\n  routes:\n    default: t\n",
+                ),
+            ]
+            .join("---\n"),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("badrule.yaml"),
+            subscription(
+                "badrule",
+                "  pubsubname: bus\n  topic: t\n  routes:\n    rules:\n    - {match: \"event.data.price >\", path: /p}\n",
+            ),
+        )
+        .expect("write");
         let (text, errors) = report(dir.path());
-        assert_eq!(errors, 4, "{text}");
+        assert_eq!(errors, 5, "{text}");
         for expected in [
             "good (state.in-memory, built-in)",
             "pinned (state.mine,",
@@ -148,7 +226,11 @@ mod tests {
             "warning: ",
             "spec.extra: unknown field",
             "broken.yaml",
-            "5 components, 1 warnings, 4 errors",
+            "subs.yaml: Subscription orders (bus/orders -> 1 rule, default /orders)",
+            "subs.yaml: Subscription elsewhere (nowhere/t -> t)",
+            "Subscription `elsewhere`: spec.pubsubname: no pub/sub component `nowhere`",
+            "badrule.yaml: spec.routes.rules[0].match: `event.data.price >`: 1:",
+            "6 components, 2 subscriptions, 2 warnings, 5 errors",
         ] {
             assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
         }

@@ -86,6 +86,55 @@ const BUILTINS: &[Builtin] = &[
         exclusive_files: false,
         derive: derive_postgresql,
     },
+    Builtin {
+        component_type: "pubsub.in-memory",
+        wasm: guests::PUBSUB_IN_MEMORY,
+        max_instances: 1,
+        exclusive_files: false,
+        derive: |_, _| Ok(DerivedGrant::default()),
+    },
+    Builtin {
+        component_type: "pubsub.redis",
+        wasm: guests::PUBSUB_REDIS,
+        max_instances: 16,
+        exclusive_files: false,
+        derive: derive_redis,
+    },
+    Builtin {
+        component_type: "pubsub.jetstream",
+        wasm: guests::PUBSUB_NATS,
+        max_instances: 16,
+        exclusive_files: false,
+        derive: derive_nats,
+    },
+    Builtin {
+        component_type: "pubsub.nats",
+        wasm: guests::PUBSUB_NATS,
+        max_instances: 16,
+        exclusive_files: false,
+        derive: derive_nats,
+    },
+    Builtin {
+        component_type: "pubsub.mqtt3",
+        wasm: guests::PUBSUB_MQTT,
+        max_instances: 4,
+        exclusive_files: false,
+        derive: derive_mqtt,
+    },
+    Builtin {
+        component_type: "pubsub.mqtt",
+        wasm: guests::PUBSUB_MQTT,
+        max_instances: 4,
+        exclusive_files: false,
+        derive: derive_mqtt,
+    },
+    Builtin {
+        component_type: "pubsub.rabbitmq",
+        wasm: guests::PUBSUB_RABBITMQ,
+        max_instances: 8,
+        exclusive_files: false,
+        derive: derive_rabbitmq,
+    },
 ];
 
 /// The built-in for `component_type`, if there is one.
@@ -144,6 +193,60 @@ fn derive_redis(metadata: &Metadata<'_>, _: &LoadContext) -> anyhow::Result<Deri
     })
 }
 
+/// The address in `natsURL` (`nats://[user:pw@]host[:port]`), as the guest reads it.
+fn derive_nats(metadata: &Metadata<'_>, _: &LoadContext) -> anyhow::Result<DerivedGrant> {
+    let url = metadata.get("natsURL").unwrap_or("nats://localhost:4222");
+    url_grant("natsURL", url, 4222)
+}
+
+/// The address in `url` (`tcp://[user:pw@]host[:port]`), as the guest reads it.
+fn derive_mqtt(metadata: &Metadata<'_>, _: &LoadContext) -> anyhow::Result<DerivedGrant> {
+    let Some(url) = metadata.get("url") else {
+        bail!("spec.metadata.url: required (tcp://host:port)");
+    };
+    url_grant("url", url, 1883)
+}
+
+/// The server in `connectionString` (`amqp://user:pw@host[:port]/vhost`),
+/// else `hostname` (with its own `:port`, or `port`), else localhost.
+fn derive_rabbitmq(metadata: &Metadata<'_>, _: &LoadContext) -> anyhow::Result<DerivedGrant> {
+    if let Some(url) = metadata.get("connectionString") {
+        return url_grant("connectionString", url, 5672);
+    }
+    let host = metadata.get("hostname").unwrap_or("localhost");
+    match metadata.get("port") {
+        Some(port) => url_grant("port", &format!("{host}:{port}"), 5672),
+        None => url_grant("hostname", host, 5672),
+    }
+}
+
+/// A grant of exactly the server address in `url` (metadata field `field`).
+fn url_grant(field: &str, url: &str, default_port: u16) -> anyhow::Result<DerivedGrant> {
+    let Some((host, port)) = url_address(url).filter(|(host, _)| !host.is_empty()) else {
+        bail!("spec.metadata.{field}: cannot find the server address in {url:?}");
+    };
+    Ok(DerivedGrant {
+        outbound: vec![format!("{host}:{}", port.unwrap_or(default_port))],
+        ..DerivedGrant::default()
+    })
+}
+
+/// The host (possibly empty) and port (if named) of a
+/// `scheme://[user[:pw]@]host[:port][/…]` URL; IPv6 hosts come without
+/// brackets. `None` when the port is not a number.
+fn url_address(url: &str) -> Option<(String, Option<u16>)> {
+    let rest = url.trim().split_once("://").map_or(url.trim(), |(_, r)| r);
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
+            h.trim_matches(['[', ']']).to_string(),
+            Some(p.parse().ok()?),
+        ),
+        _ => (hostport.to_string(), None),
+    })
+}
+
 fn derive_postgresql(metadata: &Metadata<'_>, _: &LoadContext) -> anyhow::Result<DerivedGrant> {
     let Some(conn) = metadata.get("connectionString") else {
         bail!("spec.metadata.connectionString: required");
@@ -160,19 +263,8 @@ fn derive_postgresql(metadata: &Metadata<'_>, _: &LoadContext) -> anyhow::Result
 /// (`postgres://user:pw@host:port/db`) or key/value form (`host=h port=p`).
 fn postgres_address(conn: &str) -> Option<(String, u16)> {
     let conn = conn.trim();
-    let (host, port) = if let Some(rest) = conn
-        .strip_prefix("postgres://")
-        .or_else(|| conn.strip_prefix("postgresql://"))
-    {
-        let authority = rest.split(['/', '?']).next()?;
-        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
-                h.trim_matches(['[', ']']).to_string(),
-                Some(p.parse().ok()?),
-            ),
-            _ => (hostport.to_string(), None),
-        }
+    let (host, port) = if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        url_address(conn)?
     } else {
         let mut host = None;
         let mut port = None;
@@ -217,6 +309,49 @@ mod tests {
             let got = postgres_address(conn);
             let expected = expected.map(|(h, p)| (h.to_string(), p));
             assert_eq!(got, expected, "{conn}");
+        }
+    }
+
+    #[test]
+    fn nats_grant_is_the_url_address() {
+        let ctx = LoadContext::for_tests();
+        for (url, expected) in [
+            ("nats://u:p@10.0.0.1:4333", "10.0.0.1:4333"),
+            ("nats://natsbox", "natsbox:4222"),
+            ("tls://[::1]:5222/x", "::1:5222"),
+        ] {
+            let md = vec![("natsURL".to_string(), url.to_string())];
+            let grant = derive_nats(&Metadata(&md), &ctx).expect(url);
+            assert_eq!(grant.outbound, [expected], "{url}");
+        }
+        let defaulted = derive_nats(&Metadata(&[]), &ctx).expect("default");
+        assert_eq!(defaulted.outbound, ["localhost:4222"]);
+        let md = vec![("natsURL".to_string(), "nats://:4222".to_string())];
+        assert!(derive_nats(&Metadata(&md), &ctx).is_err());
+    }
+
+    #[test]
+    fn rabbitmq_grant_is_its_server() {
+        let ctx = LoadContext::for_tests();
+        let grant = |pairs: &[(&str, &str)]| {
+            let md: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            derive_rabbitmq(&Metadata(&md), &ctx).map(|g| g.outbound)
+        };
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("connectionString", "amqp://guest:guest@mq:5673/vh")],
+                "mq:5673",
+            ),
+            (&[("connectionString", "amqp://mq")], "mq:5672"),
+            (&[("hostname", "rabbit"), ("port", "5999")], "rabbit:5999"),
+            (&[("hostname", "rabbit:5998")], "rabbit:5998"),
+            (&[], "localhost:5672"),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(grant(pairs).expect("grant"), [*expected], "{pairs:?}");
         }
     }
 

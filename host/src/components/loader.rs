@@ -5,8 +5,11 @@
 //! Every failure names the resource file and the field at fault.
 
 use super::builtin::{self, Metadata};
+use super::pubsub::WasmBroker;
 use super::state::WasmStateStore;
 use crate::blocks::catalog::{CatalogEntry, ComponentInfo, LoadStatus};
+use crate::blocks::pubsub::Broker;
+use crate::blocks::state::StateStore;
 use crate::config::resources::{ComponentResource, MetadataValue};
 use crate::runtime::RuntimeEngine;
 use crate::runtime::cache::ArtifactCache;
@@ -64,12 +67,26 @@ impl LoadContext {
     }
 }
 
+/// The building blocks a component can implement, by the first part of its
+/// `spec.type`.
+enum Block {
+    State,
+    PubSub,
+}
+
+/// A loaded component behind its building block's trait.
+enum Served {
+    State(Arc<dyn StateStore>),
+    PubSub(Arc<dyn Broker>),
+}
+
 /// Everything needed to turn resources into running components: the engine,
-/// the artifact cache and one linker per world.
+/// the artifact cache and the linker (every world imports the same host
+/// interfaces, so one linker serves them all).
 pub struct ComponentHost {
     engine: RuntimeEngine,
     cache: ArtifactCache,
-    state_linker: Linker<InstanceState>,
+    linker: Linker<InstanceState>,
     /// Compiled components by sha256, so components sharing a `.wasm` (two
     /// in-memory stores, a reload that keeps the bytes) share one copy of
     /// the machine code instead of deserializing it again.
@@ -83,17 +100,17 @@ const MAX_SHARED_COMPILED: usize = 64;
 impl ComponentHost {
     /// A host over `engine`, caching compiled artifacts in `cache`.
     pub fn new(engine: RuntimeEngine, cache: ArtifactCache) -> anyhow::Result<Self> {
-        let mut state_linker = Linker::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut state_linker)?;
-        crate::runtime::lookup::add_to_linker(&mut state_linker)?;
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::runtime::lookup::add_to_linker(&mut linker)?;
         crate::bindings::state_store::StateStore::add_to_linker::<_, HasSelf<_>>(
-            &mut state_linker,
+            &mut linker,
             |state| state,
         )?;
         Ok(ComponentHost {
             engine,
             cache,
-            state_linker,
+            linker,
             compiled: Mutex::new(HashMap::new()),
         })
     }
@@ -115,7 +132,7 @@ impl ComponentHost {
         let mut ctx = ctx.clone();
         ctx.component_name = resource.name.clone();
         match self.try_load(resource, &ctx, &mut info).await {
-            Ok(state) => {
+            Ok(served) => {
                 tracing::info!(
                     component = %info.name,
                     r#type = %info.component_type,
@@ -123,9 +140,14 @@ impl ComponentHost {
                     features = ?info.features,
                     "component loaded"
                 );
+                let (state, pubsub) = match served {
+                    Served::State(store) => (Some(store), None),
+                    Served::PubSub(broker) => (None, Some(broker)),
+                };
                 CatalogEntry {
                     info,
-                    state: Some(state),
+                    state,
+                    pubsub,
                 }
             }
             Err(err) => {
@@ -133,7 +155,7 @@ impl ComponentHost {
                     one_line(&format!("{source}: component `{}`: {err:#}", resource.name));
                 tracing::error!("{message}");
                 info.status = LoadStatus::Failed(message);
-                CatalogEntry { info, state: None }
+                CatalogEntry::failed(info)
             }
         }
     }
@@ -143,18 +165,20 @@ impl ComponentHost {
         resource: &ComponentResource,
         ctx: &LoadContext,
         info: &mut ComponentInfo,
-    ) -> anyhow::Result<Arc<dyn crate::blocks::state::StateStore>> {
+    ) -> anyhow::Result<Served> {
         let block = resource
             .component_type
             .split_once('.')
             .map(|(block, _)| block)
             .unwrap_or_default();
-        if block != "state" {
-            bail!(
+        let kind = match block {
+            "state" => Block::State,
+            "pubsub" => Block::PubSub,
+            _ => bail!(
                 "spec.type: building block `{block}` is not supported yet (type `{}`)",
                 resource.component_type
-            );
-        }
+            ),
+        };
         let mut metadata = resolve_metadata(resource)?;
         let (wasm, grant, max_instances) = self.source(resource, ctx, &mut metadata).await?;
         let sha256 = hex::encode(Sha256::digest(&wasm));
@@ -162,36 +186,64 @@ impl ComponentHost {
 
         let component = self.compile(resource, sha256, wasm).await?;
         let instance_pre = self
-            .state_linker
+            .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .context("the component imports something Outrig does not provide")?;
-        let pre = <crate::bindings::state_store::StateStore as PooledWorld>::prepare(instance_pre)
-            .map_err(|err| {
-                anyhow!(
-                    "spec.type: `{}` needs the `state-store` world, but the component does not implement it: {err:#}",
-                    resource.component_type
-                )
-            })?;
         let settings = PoolSettings {
             max_instances,
             max_waiting: MAX_WAITING,
         };
-        let pool = InstancePool::start(
-            &resource.name,
-            self.engine.engine(),
-            pre,
+        let start = PoolStart {
+            resource,
+            instance_pre,
             grant,
             metadata,
             settings,
+        };
+        Ok(match kind {
+            Block::State => {
+                let pool = self
+                    .start_pool::<crate::bindings::state_store::StateStore>(start, "state-store")
+                    .await?;
+                let store = WasmStateStore::new(pool)
+                    .await
+                    .map_err(|err| anyhow!("{err}"))?;
+                info.features = StateStore::features(&store);
+                Served::State(Arc::new(store))
+            }
+            Block::PubSub => {
+                let pool = self
+                    .start_pool::<crate::bindings::pubsub::Pubsub>(start, "pubsub")
+                    .await?;
+                Served::PubSub(Arc::new(WasmBroker::new(pool)))
+            }
+        })
+    }
+
+    /// Type-checks the component against world `W` and starts its pool.
+    async fn start_pool<W: PooledWorld>(
+        &self,
+        start: PoolStart<'_>,
+        world: &str,
+    ) -> anyhow::Result<InstancePool<W>> {
+        let resource = start.resource;
+        let pre = W::prepare(start.instance_pre).map_err(|err| {
+            anyhow!(
+                "spec.type: `{}` needs the `{world}` world, but the component does not implement it: {err:#}",
+                resource.component_type
+            )
+        })?;
+        InstancePool::start(
+            &resource.name,
+            self.engine.engine(),
+            pre,
+            start.grant,
+            start.metadata,
+            start.settings,
         )
         .await
-        .map_err(|err| anyhow!("{err}"))?;
-        let store = WasmStateStore::new(pool)
-            .await
-            .map_err(|err| anyhow!("{err}"))?;
-        info.features = crate::blocks::state::StateStore::features(&store);
-        Ok(Arc::new(store))
+        .map_err(|err| anyhow!("{err}"))
     }
 
     /// The compiled form of `wasm`: shared if this process has it already,
@@ -299,6 +351,15 @@ impl ComponentHost {
         };
         Ok((builtin.wasm.to_vec(), grant, builtin.max_instances))
     }
+}
+
+/// What starting a component's pool takes, whatever its world.
+struct PoolStart<'a> {
+    resource: &'a ComponentResource,
+    instance_pre: wasmtime::component::InstancePre<InstanceState>,
+    grant: CapabilityGrant,
+    metadata: Vec<(String, String)>,
+    settings: PoolSettings,
 }
 
 /// Collapses runs of whitespace (wasmtime's parse errors span lines) so a load

@@ -1,47 +1,16 @@
 //! The `state-store` world behind [`StateStore`](crate::blocks::state::StateStore):
-//! conversions between the block's domain types and the generated bindings,
-//! and the mapping of runtime failures onto [`ComponentError`].
+//! conversions between the block's domain types and the generated bindings.
 
-use crate::bindings::state_store as wit;
+use crate::bindings::state_store::{self as wit, StateStorePre};
 use crate::bindings::types as wit_types;
 use crate::blocks::ComponentError;
 use crate::blocks::state::{
     BulkItem, Concurrency, Consistency, DeleteRequest, Feature, GetRequest, Item, Metadata,
     Operation, QueryItem, QueryRequest, QueryResponse, SetRequest, StateStore,
 };
-use crate::runtime::instance::InstanceState;
-use crate::runtime::pool::{CallError, CallFuture, InstancePool, PooledInstance, PooledWorld};
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use crate::runtime::pool::{CallFuture, InstancePool, PooledInstance};
 
-impl PooledWorld for wit::StateStore {
-    type Pre = wit::StateStorePre<InstanceState>;
-
-    fn prepare(instance_pre: InstancePre<InstanceState>) -> anyhow::Result<Self::Pre> {
-        Ok(wit::StateStorePre::new(instance_pre)?)
-    }
-
-    fn instantiate<'a>(
-        pre: &'a Self::Pre,
-        store: &'a mut Store<InstanceState>,
-    ) -> CallFuture<'a, Self> {
-        Box::pin(pre.instantiate_async(store))
-    }
-
-    fn init<'a>(
-        &'a self,
-        store: &'a mut Store<InstanceState>,
-        metadata: &'a Vec<(String, String)>,
-    ) -> CallFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let answer = self
-                .outrig_component_lifecycle()
-                .call_init(store, metadata)
-                .await?;
-            Ok(answer.map_err(|err| component_error(err).to_string()))
-        })
-    }
-}
+super::call::pooled_world!(wit::StateStore, StateStorePre);
 
 /// A state store served by a pool of component instances.
 pub struct WasmStateStore {
@@ -52,37 +21,18 @@ pub struct WasmStateStore {
 impl WasmStateStore {
     /// Wraps a started pool, asking the component for its features.
     pub async fn new(pool: InstancePool<wit::StateStore>) -> Result<Self, ComponentError> {
-        let features = pool
-            .call(|instance| {
-                Box::pin(async move {
-                    let PooledInstance { store, bindings } = instance;
-                    bindings
-                        .outrig_component_lifecycle()
-                        .call_features(store)
-                        .await
-                })
-            })
-            .await
-            .map_err(|err| runtime_error(pool.name(), err))?;
-        Ok(WasmStateStore {
-            features: features.into_iter().map(feature).collect(),
-            pool,
-        })
+        let features = super::call::features(&pool).await?;
+        Ok(WasmStateStore { features, pool })
     }
 
-    /// Runs one call of the `state` interface, flattening runtime failures and
-    /// the component's own errors into one [`ComponentError`].
+    /// Runs one call of the `state` interface.
     async fn invoke<T, F>(&self, call: F) -> Result<T, ComponentError>
     where
         F: for<'a> FnOnce(
             &'a mut PooledInstance<wit::StateStore>,
         ) -> CallFuture<'a, Result<T, wit_types::Error>>,
     {
-        match self.pool.call(call).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(err)) => Err(component_error(err)),
-            Err(err) => Err(runtime_error(self.pool.name(), err)),
-        }
+        super::call::invoke(&self.pool, call).await
     }
 }
 
@@ -289,42 +239,5 @@ fn item_from(item: wit::Item) -> Item {
         value: item.value,
         etag: item.etag,
         expires_at_unix: item.expires_at_unix,
-    }
-}
-
-fn feature(f: wit_types::Feature) -> Feature {
-    match f {
-        wit_types::Feature::Etag => Feature::Etag,
-        wit_types::Feature::Transactional => Feature::Transactional,
-        wit_types::Feature::Ttl => Feature::Ttl,
-        wit_types::Feature::QueryApi => Feature::QueryApi,
-    }
-}
-
-/// The component's own error, as the block sees it.
-pub fn component_error(err: wit_types::Error) -> ComponentError {
-    match err {
-        wit_types::Error::NotFound => ComponentError::NotFound,
-        wit_types::Error::EtagMismatch => ComponentError::EtagMismatch,
-        wit_types::Error::EtagInvalid => ComponentError::EtagInvalid,
-        wit_types::Error::InvalidArgument(m) => ComponentError::InvalidArgument(m),
-        wit_types::Error::Unavailable(m) => ComponentError::Unavailable(m),
-        wit_types::Error::NotSupported(m) => ComponentError::NotSupported(m),
-        wit_types::Error::Internal(m) => ComponentError::Internal(m),
-    }
-}
-
-/// A runtime failure of component `name`, as the block sees it.
-pub fn runtime_error(name: &str, err: CallError) -> ComponentError {
-    let component = name.to_string();
-    match err {
-        CallError::Timeout(timeout) => ComponentError::Timeout {
-            component,
-            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        },
-        CallError::Trapped(reason) | CallError::Start(reason) => {
-            ComponentError::Trapped { component, reason }
-        }
-        CallError::Overloaded(reason) => ComponentError::Overloaded { component, reason },
     }
 }

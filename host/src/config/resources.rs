@@ -4,8 +4,10 @@
 //! directory (not recursively, in name order); [`parse_str`] reads one file's
 //! text. A file may hold several documents separated by `---`. Documents of
 //! `kind: Component` (`apiVersion: dapr.io/v1alpha1`) become
-//! [`ComponentResource`]s; other kinds (`Subscription`, `Resiliency`,
-//! `Configuration`, …) are skipped for now, with a debug log.
+//! [`ComponentResource`]s, and documents of `kind: Subscription`
+//! (`dapr.io/v1alpha1` or `dapr.io/v2alpha1`) [`SubscriptionResource`]s;
+//! other kinds (`Resiliency`, `Configuration`, …) are skipped for now, with
+//! a debug log.
 //!
 //! Errors never stop at the first: every problem of every file is collected
 //! into [`LoadErrors`], one line each, naming the file and the field
@@ -13,19 +15,27 @@
 //! the parser's line and column. Fields Outrig does not know are kept in the
 //! [`LoadReport`] and warned about, never dropped silently and never an error.
 //!
-//! Checked here: the name (non-empty, usable in URLs, unique across files),
-//! the type's `<block>.<name>` form, `spec.metadata` items, and the form of
-//! `spec.wasm` (a path or `file://` URL, resolved against the YAML file's
-//! directory; a 64-hex-digit `sha256`; capability values). Whether the type
-//! exists or the `.wasm` file is there is the loader's business, not this
-//! module's: such components are reported as failed while the others serve.
+//! Checked here: the name (non-empty, usable in URLs, unique across files
+//! among resources of its kind), the type's `<block>.<name>` form,
+//! `spec.metadata` items, and the form of `spec.wasm` (a path or `file://`
+//! URL, resolved against the YAML file's directory; a 64-hex-digit `sha256`;
+//! capability values). Whether the type exists or the `.wasm` file is there
+//! is the loader's business, not this module's: such components are
+//! reported as failed while the others serve. A subscription's pub/sub name,
+//! topic and route(s) are required, its `bulkSubscribe` counts checked and
+//! its routing rules compiled.
+//!
+//! A problem in a `Subscription` document is a problem of its file, like
+//! one in a `Component` document: the file contributes nothing until fixed.
 
 mod convert;
 mod raw;
 mod schema;
+mod subscription;
 #[cfg(test)]
 mod tests;
 
+use crate::blocks::pubsub::subscription::SubscriptionSpec;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
@@ -117,16 +127,34 @@ pub struct FileGrant {
     pub read_only: bool,
 }
 
+/// One `kind: Subscription` document: a declarative subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionResource {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, if given.
+    pub namespace: Option<String>,
+    /// What it subscribes to and where events go; its `origin` names the
+    /// file and the resource.
+    pub spec: SubscriptionSpec,
+    /// `scopes`: app ids it applies to; empty means all.
+    pub scopes: Vec<String>,
+    /// The file the document came from, for error messages.
+    pub source: PathBuf,
+}
+
 /// The only `apiVersion` of `Component` documents Dapr defines.
 pub const COMPONENT_API_VERSION: &str = "dapr.io/v1alpha1";
 
+/// The `apiVersion` of `Subscription` documents with one `route` (deprecated
+/// by Dapr, still accepted).
+pub const SUBSCRIPTION_V1_API_VERSION: &str = "dapr.io/v1alpha1";
+
+/// The `apiVersion` of `Subscription` documents with `routes` (rules and a default).
+pub const SUBSCRIPTION_V2_API_VERSION: &str = "dapr.io/v2alpha1";
+
 /// Resource kinds Dapr defines that Outrig does not load yet; skipped quietly.
-const OTHER_DAPR_KINDS: [&str; 4] = [
-    "Subscription",
-    "Resiliency",
-    "Configuration",
-    "HTTPEndpoint",
-];
+const OTHER_DAPR_KINDS: [&str; 3] = ["Resiliency", "Configuration", "HTTPEndpoint"];
 
 /// One problem in a resource file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +200,7 @@ impl fmt::Display for LoadErrors {
 
 impl std::error::Error for LoadErrors {}
 
-/// A field of a component document that Outrig does not know.
+/// A field of a resource document that Outrig does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownField {
     /// The file.
@@ -183,11 +211,14 @@ pub struct UnknownField {
     pub value: String,
 }
 
-/// What loading found: the components, and the fields it did not use.
+/// What loading found: the components, the subscriptions, and the fields
+/// it did not use.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LoadReport {
     /// The `Component` documents, in file order then document order.
     pub components: Vec<ComponentResource>,
+    /// The `Subscription` documents, in file order then document order.
+    pub subscriptions: Vec<SubscriptionResource>,
     /// Fields no part of Outrig reads (e.g. for `outrig components validate`).
     pub unknown_fields: Vec<UnknownField>,
 }
@@ -213,15 +244,15 @@ pub fn load_dir_report(dir: &Path) -> Result<LoadReport, LoadErrors> {
     }
 }
 
-/// What [`scan_dir`] found: the components of every file that parsed, and
+/// What [`scan_dir`] found: the resources of every file that parsed, and
 /// the problems of every file that did not.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DirScan {
-    /// Components (and unknown fields) of the files without errors; a
-    /// component named like an earlier one is left out.
+    /// Components, subscriptions (and unknown fields) of the files without
+    /// errors; a resource named like an earlier one of its kind is left out.
     pub report: LoadReport,
     /// Every problem; each names its file. A file with a problem contributes
-    /// no component.
+    /// no resource.
     pub errors: LoadErrors,
 }
 
@@ -253,21 +284,29 @@ pub fn scan_dir(dir: &Path) -> Result<DirScan, LoadErrors> {
         match parsed {
             Ok(mut found) => {
                 scan.report.components.append(&mut found.components);
+                scan.report.subscriptions.append(&mut found.subscriptions);
                 scan.report.unknown_fields.append(&mut found.unknown_fields);
             }
             Err(LoadErrors(mut found)) => scan.errors.0.append(&mut found),
         }
     }
-    let (dropped, errors): (Vec<usize>, Vec<LoadError>) =
-        duplicates(&scan.report.components).into_iter().unzip();
-    scan.report.components = std::mem::take(&mut scan.report.components)
+    let components = std::mem::take(&mut scan.report.components);
+    scan.report.components = without_duplicates(components, &mut scan.errors);
+    let subscriptions = std::mem::take(&mut scan.report.subscriptions);
+    scan.report.subscriptions = without_duplicates(subscriptions, &mut scan.errors);
+    Ok(scan)
+}
+
+/// `resources` less those named like an earlier one, each reported in `errors`.
+fn without_duplicates<R: Named>(resources: Vec<R>, errors: &mut LoadErrors) -> Vec<R> {
+    let (dropped, found): (Vec<usize>, Vec<LoadError>) = duplicates(&resources).into_iter().unzip();
+    errors.0.extend(found);
+    resources
         .into_iter()
         .enumerate()
         .filter(|(index, _)| !dropped.contains(index))
-        .map(|(_, component)| component)
-        .collect();
-    scan.errors.0.extend(errors);
-    Ok(scan)
+        .map(|(_, resource)| resource)
+        .collect()
 }
 
 /// [`parse_str`], returning the unknown fields instead of logging them.
@@ -286,17 +325,20 @@ pub fn parse_str_report(text: &str, source: &Path) -> Result<LoadReport, LoadErr
             Err(yaml) => return Err(LoadErrors(vec![error(None, None, yaml.to_string())])),
         }
     }
-    // Pass 2: the same documents into typed structs (type errors carry the
-    // field and line). A document of another kind may fail here; it is unused.
-    let typed: Vec<_> = serde_yaml_ng::Deserializer::from_str(text)
-        .map(raw::RawComponent::deserialize)
-        .collect();
+    // Pass 2: the same documents into typed structs of their kind (type
+    // errors carry the field and line).
+    let documents: Vec<_> = serde_yaml_ng::Deserializer::from_str(text).collect();
     let numbered = values.len() > 1;
     let mut report = LoadReport::default();
     let mut errors = Vec::new();
-    for (index, (value, typed)) in values.iter().zip(typed).enumerate() {
+    for (index, (value, typed)) in values.iter().zip(documents).enumerate() {
         let document = numbered.then_some(index + 1);
-        match document_kind(value) {
+        let field_errors = |found: Vec<(String, String)>| {
+            found
+                .into_iter()
+                .map(move |(field, message)| error(document, Some(&field), message))
+        };
+        let unknown = match document_kind(value) {
             Kind::Empty => continue,
             Kind::Other(kind) => {
                 if OTHER_DAPR_KINDS.contains(&kind.as_str()) {
@@ -310,39 +352,57 @@ pub fn parse_str_report(text: &str, source: &Path) -> Result<LoadReport, LoadErr
                 errors.push(error(document, Some(field), message));
                 continue;
             }
-            Kind::Component => {}
-        }
-        if let Err(message) = check_api_version(value) {
-            errors.push(error(document, Some("apiVersion"), message));
-        }
-        let raw = match typed {
-            Ok(raw) => raw,
-            Err(yaml) => {
-                errors.push(error(document, None, yaml.to_string()));
-                continue;
+            Kind::Component => {
+                if let Err(message) = check_api_version(value) {
+                    errors.push(error(document, Some("apiVersion"), message));
+                }
+                match raw::RawComponent::deserialize(typed) {
+                    Ok(raw) => match convert::component(raw, source) {
+                        Ok(component) => report.components.push(component),
+                        Err(found) => errors.extend(field_errors(found)),
+                    },
+                    Err(yaml) => {
+                        errors.push(error(document, None, yaml.to_string()));
+                        continue;
+                    }
+                }
+                schema::unknown_component_fields(value)
+            }
+            Kind::Subscription => {
+                let v2 = match subscription_version(value) {
+                    Ok(v2) => v2,
+                    Err(message) => {
+                        errors.push(error(document, Some("apiVersion"), message));
+                        // Checked as the version its fields suggest.
+                        value
+                            .get("spec")
+                            .and_then(|spec| spec.get("routes"))
+                            .is_some()
+                    }
+                };
+                match raw::RawSubscription::deserialize(typed) {
+                    Ok(raw) => match subscription::subscription(raw, v2, source) {
+                        Ok(found) => report.subscriptions.push(found),
+                        Err(found) => errors.extend(field_errors(found)),
+                    },
+                    Err(yaml) => {
+                        errors.push(error(document, None, yaml.to_string()));
+                        continue;
+                    }
+                }
+                schema::unknown_subscription_fields(value, v2)
             }
         };
-        match convert::component(raw, source) {
-            Ok(component) => report.components.push(component),
-            Err(found) => errors.extend(
-                found
-                    .into_iter()
-                    .map(|(field, message)| error(document, Some(&field), message)),
-            ),
-        }
         report
             .unknown_fields
-            .extend(
-                schema::unknown_component_fields(value)
-                    .into_iter()
-                    .map(|(field, value)| UnknownField {
-                        file: source.to_path_buf(),
-                        field,
-                        value,
-                    }),
-            );
+            .extend(unknown.into_iter().map(|(field, value)| UnknownField {
+                file: source.to_path_buf(),
+                field,
+                value,
+            }));
     }
     errors.extend(duplicate_names(&report.components));
+    errors.extend(duplicate_names(&report.subscriptions));
     if errors.is_empty() {
         Ok(report)
     } else {
@@ -358,7 +418,7 @@ pub fn warn_and_keep_components(report: LoadReport) -> Vec<ComponentResource> {
             file = %unknown.file.display(),
             field = %unknown.field,
             value = %unknown.value,
-            "unknown field in component resource: kept, not used"
+            "unknown field in resource: kept, not used"
         );
     }
     report.components
@@ -391,6 +451,8 @@ enum Kind {
     Empty,
     /// `kind: Component`.
     Component,
+    /// `kind: Subscription`.
+    Subscription,
     /// Another kind, skipped.
     Other(String),
     /// Not a resource at all: (field, message).
@@ -406,6 +468,7 @@ fn document_kind(value: &Value) -> Kind {
     };
     match mapping.get("kind") {
         Some(Value::String(kind)) if kind == "Component" => Kind::Component,
+        Some(Value::String(kind)) if kind == "Subscription" => Kind::Subscription,
         Some(Value::String(kind)) => Kind::Other(kind.clone()),
         Some(_) => Kind::Invalid("kind", "not a string".into()),
         None => Kind::Invalid("kind", "missing".into()),
@@ -423,35 +486,77 @@ fn check_api_version(value: &Value) -> Result<(), String> {
     }
 }
 
-/// An error for every component named like an earlier one.
-fn duplicate_names(components: &[ComponentResource]) -> Vec<LoadError> {
-    duplicates(components)
+/// `true` for `dapr.io/v2alpha1`, `false` for `dapr.io/v1alpha1`.
+fn subscription_version(value: &Value) -> Result<bool, String> {
+    match value.get("apiVersion") {
+        Some(Value::String(version)) if version == SUBSCRIPTION_V2_API_VERSION => Ok(true),
+        Some(Value::String(version)) if version == SUBSCRIPTION_V1_API_VERSION => Ok(false),
+        Some(Value::String(version)) => Err(format!(
+            "`{version}` is not {SUBSCRIPTION_V2_API_VERSION} or {SUBSCRIPTION_V1_API_VERSION}, the versions of Subscription resources"
+        )),
+        Some(_) => Err("not a string".into()),
+        None => Err("missing".into()),
+    }
+}
+
+/// A resource with a name unique among those of its kind.
+trait Named {
+    /// What the kind is called in messages.
+    const KIND: &'static str;
+    fn name(&self) -> &str;
+    fn source(&self) -> &Path;
+}
+
+impl Named for ComponentResource {
+    const KIND: &'static str = "component";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+impl Named for SubscriptionResource {
+    const KIND: &'static str = "subscription";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+/// An error for every resource named like an earlier one of its kind.
+fn duplicate_names<R: Named>(resources: &[R]) -> Vec<LoadError> {
+    duplicates(resources)
         .into_iter()
         .map(|(_, error)| error)
         .collect()
 }
 
-/// Every component named like an earlier one: (its index, the error).
-fn duplicates(components: &[ComponentResource]) -> Vec<(usize, LoadError)> {
+/// Every resource named like an earlier one: (its index, the error).
+fn duplicates<R: Named>(resources: &[R]) -> Vec<(usize, LoadError)> {
     let mut first: HashMap<&str, &Path> = HashMap::new();
     let mut errors = Vec::new();
-    for (index, component) in components.iter().enumerate() {
-        match first.get(component.name.as_str()) {
+    for (index, resource) in resources.iter().enumerate() {
+        match first.get(resource.name()) {
             Some(earlier) => errors.push((
                 index,
                 LoadError {
-                    file: component.source.clone(),
+                    file: resource.source().to_path_buf(),
                     document: None,
                     field: Some("metadata.name".into()),
                     message: format!(
-                        "duplicate component name `{}` (first defined in {})",
-                        component.name,
+                        "duplicate {} name `{}` (first defined in {})",
+                        R::KIND,
+                        resource.name(),
                         earlier.display()
                     ),
                 },
             )),
             None => {
-                first.insert(&component.name, &component.source);
+                first.insert(resource.name(), resource.source());
             }
         }
     }

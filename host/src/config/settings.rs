@@ -15,6 +15,8 @@ pub const ENV_API_TOKEN: &str = "DAPR_API_TOKEN";
 pub const ENV_HOME: &str = "OUTRIG_HOME";
 /// The name of the embedded default state store, as in Dapr's self-hosted defaults.
 pub const DEFAULT_STATE_STORE_NAME: &str = "statestore";
+/// The name of the embedded default pub/sub, as in Dapr's self-hosted defaults.
+pub const DEFAULT_PUBSUB_NAME: &str = "pubsub";
 
 /// What the sidecar needs to start.
 #[derive(Debug, Clone)]
@@ -38,6 +40,11 @@ pub struct SidecarSettings {
     /// Whether a change in the resources directory reloads the components
     /// (`--no-watch` turns it off; `SIGHUP` and the reload route remain).
     pub watch_resources: bool,
+    /// The app's port (`--app-port`); without one nothing is delivered to
+    /// the app (no pub/sub subscriptions).
+    pub app_port: Option<u16>,
+    /// How the sidecar talks to the app (`--app-protocol`).
+    pub app_protocol: crate::appchannel::AppProtocol,
 }
 
 impl SidecarSettings {

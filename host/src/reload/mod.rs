@@ -210,7 +210,13 @@ impl Reloader {
             match retired {
                 Some(old) if entry.state.is_none() => {
                     let reopened = self.load(&old.resource).await;
-                    (load, Outcome::Reopened { entry, reopened })
+                    (
+                        load,
+                        Outcome::Reopened {
+                            entry: Box::new(entry),
+                            reopened: Box::new(reopened),
+                        },
+                    )
                 }
                 _ => (load, Outcome::Loaded(entry)),
             }

@@ -48,7 +48,7 @@ pub(super) struct Phases {
 impl Record {
     /// Whether a version serves.
     pub(super) fn serving(&self) -> bool {
-        self.entry.state.is_some()
+        self.entry.serves()
     }
 
     /// Whether a version served when the reload began (a retired exclusive
@@ -165,8 +165,8 @@ pub(super) enum Outcome {
     Loaded(CatalogEntry),
     /// The new version failed and the retired old one was started again.
     Reopened {
-        entry: CatalogEntry,
-        reopened: CatalogEntry,
+        entry: Box<CatalogEntry>,
+        reopened: Box<CatalogEntry>,
     },
     /// A retired version never drained, so nothing was started.
     NotDrained,
@@ -181,7 +181,7 @@ pub(super) fn settle(
     entry: CatalogEntry,
 ) {
     let name = load.name.clone();
-    if entry.state.is_some() {
+    if entry.serves() {
         match load.change {
             Change::Add => report.added.push(name.clone()),
             _ => report.updated.push(name.clone()),
@@ -232,7 +232,7 @@ pub(super) fn settle_exclusive(
             if let Some(old) = &mut load.old {
                 old.entry.state = reopened.state;
             }
-            return settle(records, report, load, entry);
+            return settle(records, report, load, *entry);
         }
         Outcome::Reopened { entry, reopened } => format!(
             "{}; the previous version could not be started again: {}",
@@ -257,13 +257,10 @@ pub(super) fn settle_exclusive(
             source: load.resource.source.display().to_string(),
         },
     };
-    let entry = CatalogEntry {
-        info: ComponentInfo {
-            status: LoadStatus::Failed(message.clone()),
-            ..info
-        },
-        state: None,
-    };
+    let entry = CatalogEntry::failed(ComponentInfo {
+        status: LoadStatus::Failed(message.clone()),
+        ..info
+    });
     report.failed.push(ReloadFailure {
         name: Some(load.name.clone()),
         error: message,

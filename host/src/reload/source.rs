@@ -4,8 +4,11 @@
 //! broken file keeps what it described before serving).
 
 use super::diff::Desired;
-use crate::config::resources::{self, ComponentResource, LoadErrors, MetadataEntry, MetadataValue};
-use crate::config::settings::{DEFAULT_STATE_STORE_NAME, SidecarSettings};
+use crate::blocks::pubsub::subscription::SubscriptionSpec;
+use crate::config::resources::{
+    self, ComponentResource, LoadErrors, MetadataEntry, MetadataValue, SubscriptionResource,
+};
+use crate::config::settings::{DEFAULT_PUBSUB_NAME, DEFAULT_STATE_STORE_NAME, SidecarSettings};
 use anyhow::bail;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -103,6 +106,52 @@ impl ResourceSource {
             broken_files,
         })
     }
+
+    /// The declarative subscriptions (`kind: Subscription`) whose `scopes`
+    /// admit this app (no scopes admit every app); any error in any file
+    /// fails the read, as [`ResourceSource::read_all`] does. The embedded
+    /// defaults declare none. Unknown fields are not logged here: reading
+    /// the components logs those of every resource.
+    pub fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, LoadErrors> {
+        match self {
+            ResourceSource::Directory { dir, app_id } => Ok(subscriptions_in_scope(
+                resources::load_dir_report(dir)?.subscriptions,
+                app_id,
+            )),
+            ResourceSource::Embedded(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// [`ResourceSource::subscriptions`] for a reload: those of the files
+    /// that parse (a broken file's errors are reported by
+    /// [`ResourceSource::scan`]); fails only when the directory cannot be read.
+    pub fn scan_subscriptions(&self) -> Result<Vec<SubscriptionSpec>, LoadErrors> {
+        match self {
+            ResourceSource::Directory { dir, app_id } => Ok(subscriptions_in_scope(
+                resources::scan_dir(dir)?.report.subscriptions,
+                app_id,
+            )),
+            ResourceSource::Embedded(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The specs of the subscriptions whose `scopes` admit `app_id`.
+fn subscriptions_in_scope(
+    subscriptions: Vec<SubscriptionResource>,
+    app_id: &str,
+) -> Vec<SubscriptionSpec> {
+    subscriptions
+        .into_iter()
+        .filter_map(|resource| {
+            let admitted =
+                resource.scopes.is_empty() || resource.scopes.iter().any(|s| s == app_id);
+            if !admitted {
+                tracing::info!(subscription = %resource.name, "skipped: app id not in its scopes");
+            }
+            admitted.then_some(resource.spec)
+        })
+        .collect()
 }
 
 /// `components` with the sha256 their `.wasm` files have now (blocking: it
@@ -136,10 +185,21 @@ fn in_scope(components: Vec<ComponentResource>, app_id: &str) -> Vec<ComponentRe
         .collect()
 }
 
-/// A durable file-backed state store under Outrig's home, named as Dapr's
-/// self-hosted default so apps written for Dapr find it.
+/// A durable file-backed state store under Outrig's home and an in-process
+/// pub/sub, named as Dapr's self-hosted defaults so apps written for Dapr
+/// find them.
 fn embedded_defaults(data_dir: &Path) -> Vec<ComponentResource> {
-    vec![ComponentResource {
+    let pubsub = ComponentResource {
+        name: DEFAULT_PUBSUB_NAME.into(),
+        namespace: None,
+        component_type: "pubsub.in-memory".into(),
+        version: "v1".into(),
+        metadata: Vec::new(),
+        scopes: Vec::new(),
+        wasm: None,
+        source: "embedded default".into(),
+    };
+    let state = ComponentResource {
         name: DEFAULT_STATE_STORE_NAME.into(),
         namespace: None,
         component_type: "state.redb".into(),
@@ -156,5 +216,55 @@ fn embedded_defaults(data_dir: &Path) -> Vec<ComponentResource> {
         scopes: Vec::new(),
         wasm: None,
         source: "embedded default".into(),
-    }]
+    };
+    vec![state, pubsub]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_those_in_scope_of_the_app_and_none_when_embedded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let subscription = |name: &str, scopes: &str| {
+            format!(
+                "apiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata:\n  name: {name}\nspec:\n  pubsubname: pubsub\n  topic: {name}\n  route: /{name}\n{scopes}"
+            )
+        };
+        let text = [
+            subscription("everyone", ""),
+            subscription("mine", "scopes: [other, orders]\n"),
+            subscription("theirs", "scopes: [other]\n"),
+        ]
+        .join("---\n");
+        std::fs::write(dir.path().join("subs.yaml"), text).expect("write");
+        let source = ResourceSource::Directory {
+            dir: dir.path().to_path_buf(),
+            app_id: "orders".into(),
+        };
+        let topics = |specs: Vec<SubscriptionSpec>| -> Vec<String> {
+            specs.into_iter().map(|spec| spec.topic).collect()
+        };
+        let strict = source.subscriptions().expect("subscriptions");
+        assert_eq!(topics(strict), vec!["everyone", "mine"]);
+
+        // A broken file fails the strict read; the lenient one keeps the rest.
+        std::fs::write(
+            dir.path().join("broken.yaml"),
+            subscription("broken", "").replace("  route: /broken\n", ""),
+        )
+        .expect("write");
+        let errors = source.subscriptions().expect_err("broken file");
+        assert!(
+            errors.to_string().contains("spec.route: missing"),
+            "{errors}"
+        );
+        let lenient = source.scan_subscriptions().expect("scan");
+        assert_eq!(topics(lenient), vec!["everyone", "mine"]);
+
+        let embedded = ResourceSource::Embedded(Vec::new());
+        assert_eq!(embedded.subscriptions(), Ok(Vec::new()));
+        assert_eq!(embedded.scan_subscriptions(), Ok(Vec::new()));
+    }
 }

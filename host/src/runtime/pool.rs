@@ -45,6 +45,12 @@ pub trait PooledWorld: Sized + Send + 'static {
         store: &'a mut Store<InstanceState>,
         metadata: &'a Vec<(String, String)>,
     ) -> CallFuture<'a, Result<(), String>>;
+
+    /// Asks the component which optional features it implements.
+    fn features<'a>(
+        &'a self,
+        store: &'a mut Store<InstanceState>,
+    ) -> CallFuture<'a, Vec<crate::bindings::types::Feature>>;
 }
 
 /// One live instance: its store and the bindings to call into it.

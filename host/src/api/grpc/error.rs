@@ -1,6 +1,7 @@
 //! The one place where failures become gRPC statuses.
 //!
-//! Block errors arrive through `From<StateError> for Status`: the status code
+//! Block errors arrive through `From<StateError>` and `From<PubSubError>`
+//! for `Status`: the status code
 //! comes from the error's [`ErrorKind`] ([`code_for`]), the message is the
 //! error's (Dapr's wording), and the details carry a `google.rpc.ErrorInfo`
 //! with domain `dapr.io`, whose reason is the one Dapr sends for that error
@@ -8,6 +9,7 @@
 //! (`ERR_STATE_SAVE`, …). SDKs read the reason as the error code
 //! (`DaprGrpcError.error_code()` in Python).
 
+use crate::blocks::pubsub::PubSubError;
 use crate::blocks::state::{ErrorKind, StateError, StateOp};
 use std::collections::HashMap;
 use tonic::{Code, Status};
@@ -45,10 +47,55 @@ impl From<StateError> for Status {
     }
 }
 
+impl From<PubSubError> for Status {
+    fn from(error: PubSubError) -> Self {
+        // What Dapr puts in the ErrorInfo's metadata of a failed publish;
+        // a bulk publish adds the entries not published (JSON), which
+        // Dapr's status leaves out.
+        let mut metadata = HashMap::new();
+        match &error {
+            PubSubError::Publish { topic, source, .. } => {
+                metadata.insert("topic".to_owned(), topic.clone());
+                metadata.insert("error".to_owned(), source.to_string());
+            }
+            PubSubError::BulkPublish { topic, failed, .. } => {
+                let entries: Vec<serde_json::Value> = failed
+                    .iter()
+                    .map(|entry| serde_json::json!({"entryId": entry.entry_id, "error": entry.error}))
+                    .collect();
+                metadata.insert("topic".to_owned(), topic.clone());
+                metadata.insert("error".to_owned(), error.to_string());
+                metadata.insert(
+                    "failedEntries".to_owned(),
+                    serde_json::Value::from(entries).to_string(),
+                );
+            }
+            _ => {}
+        }
+        with_error_info_metadata(
+            code_for(error.kind()),
+            error.to_string(),
+            pubsub_reason(&error),
+            metadata,
+        )
+    }
+}
+
 /// A status with a `google.rpc.ErrorInfo` (domain `dapr.io`) in its details.
 pub fn with_error_info(code: Code, message: String, reason: &str) -> Status {
+    with_error_info_metadata(code, message, reason, HashMap::new())
+}
+
+/// A status with a `google.rpc.ErrorInfo` (domain `dapr.io`) carrying
+/// `metadata` in its details.
+pub fn with_error_info_metadata(
+    code: Code,
+    message: String,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
     let mut details = ErrorDetails::new();
-    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    details.set_error_info(reason, ERROR_DOMAIN, metadata);
     tracing::debug!(?code, reason, %message, "gRPC request failed");
     Status::with_error_details(code, message, details)
 }
@@ -66,4 +113,21 @@ fn dapr_reason(error: &StateError) -> Option<&'static str> {
         } => "DAPR_STATE_QUERY_FAILED",
         _ => return None,
     })
+}
+
+/// The `ErrorInfo.reason` Dapr 1.19 sends for each publish failure.
+fn pubsub_reason(error: &PubSubError) -> &'static str {
+    match error {
+        PubSubError::NotConfigured { .. } => "DAPR_PUBSUB_NOT_CONFIGURED",
+        PubSubError::NameEmpty => "DAPR_PUBSUB_NAME_EMPTY",
+        PubSubError::NotFound { .. } => "DAPR_PUBSUB_NOT_FOUND",
+        PubSubError::TopicEmpty { .. } => "DAPR_PUBSUB_TOPIC_NAME_EMPTY",
+        PubSubError::InvalidMetadata { .. } => "DAPR_PUBSUB_METADATA_DESERIALIZATION",
+        PubSubError::CloudEvent { .. } => "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
+        PubSubError::BulkUnreadable { .. } => "DAPR_PUBSUB_UNMARSHAL_EVENTS",
+        PubSubError::BulkEntryInvalid { .. } => "DAPR_PUBSUB_MARSHAL_EVENTS",
+        PubSubError::Publish { .. } | PubSubError::BulkPublish { .. } => {
+            "DAPR_PUBSUB_PUBLISH_MESSAGE"
+        }
+    }
 }

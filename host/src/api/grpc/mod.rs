@@ -3,9 +3,9 @@
 //! Like the HTTP API, it only decodes, calls a block, and encodes. The parts:
 //! - [`proto`]: the code generated from `proto/`;
 //! - `service`: the `Dapr` trait, one line per RPC;
-//! - `state`, `metadata`: one codec module per API area;
-//! - [`error`]: `From<StateError> for Status`, the single place failures
-//!   become statuses (with Dapr's `google.rpc.ErrorInfo`);
+//! - `state`, `pubsub`, `metadata`: one codec module per API area;
+//! - [`error`]: `From<StateError>` and `From<PubSubError>` for `Status`, the
+//!   single place failures become statuses (with Dapr's `google.rpc.ErrorInfo`);
 //! - `auth`: the `dapr-api-token` check.
 //!
 //! [`serve`] runs it on a listener the sidecar bound.
@@ -14,6 +14,7 @@ mod auth;
 pub mod error;
 mod metadata;
 pub mod proto;
+mod pubsub;
 mod service;
 mod state;
 

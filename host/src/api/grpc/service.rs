@@ -1,10 +1,11 @@
 //! The `Dapr` service: each RPC is one line handing its message to the codec
-//! of its API area (`state`, `metadata`). RPCs of building blocks Outrig does
+//! of its API area (`state`, `pubsub`, `metadata`). RPCs of building blocks Outrig does
 //! not have are not in `proto/`, so tonic answers them UNIMPLEMENTED.
 
 use super::proto::runtime::{self, dapr_server::Dapr};
-use super::{metadata, state};
+use super::{metadata, pubsub, state};
 use crate::api::ApiContext;
+use crate::blocks::pubsub::PubSubBlock;
 use crate::blocks::state::StateBlock;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -13,6 +14,7 @@ use tonic::{Request, Response, Status};
 pub struct DaprApi {
     ctx: Arc<ApiContext>,
     state: StateBlock,
+    pubsub: PubSubBlock,
 }
 
 impl DaprApi {
@@ -20,6 +22,11 @@ impl DaprApi {
     pub fn new(ctx: Arc<ApiContext>) -> Self {
         DaprApi {
             state: StateBlock::new(&ctx.app_id, ctx.catalog.clone()),
+            pubsub: PubSubBlock::new(
+                &ctx.app_id,
+                ctx.catalog.clone(),
+                ctx.publish_signals.clone(),
+            ),
             ctx,
         }
     }
@@ -79,6 +86,30 @@ impl Dapr for DaprApi {
         request: Request<runtime::ExecuteStateTransactionRequest>,
     ) -> Result<Response<()>, Status> {
         answer(state::transact(&self.state, request.into_inner()).await)
+    }
+
+    async fn publish_event(
+        &self,
+        request: Request<runtime::PublishEventRequest>,
+    ) -> Result<Response<()>, Status> {
+        let trace = pubsub::trace_headers(request.metadata());
+        answer(pubsub::publish(&self.pubsub, request.into_inner(), trace).await)
+    }
+
+    async fn bulk_publish_event_alpha1(
+        &self,
+        request: Request<runtime::BulkPublishRequest>,
+    ) -> Result<Response<runtime::BulkPublishResponse>, Status> {
+        let trace = pubsub::trace_headers(request.metadata());
+        answer(pubsub::bulk_publish(&self.pubsub, request.into_inner(), trace).await)
+    }
+
+    async fn bulk_publish_event(
+        &self,
+        request: Request<runtime::BulkPublishRequest>,
+    ) -> Result<Response<runtime::BulkPublishResponse>, Status> {
+        let trace = pubsub::trace_headers(request.metadata());
+        answer(pubsub::bulk_publish(&self.pubsub, request.into_inner(), trace).await)
     }
 
     async fn get_metadata(

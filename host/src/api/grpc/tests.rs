@@ -13,6 +13,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+/// The publish RPCs, with the recording fake broker.
+mod pubsub;
+
 /// The app id every test runs as.
 const APP: &str = "app";
 
@@ -77,6 +80,7 @@ fn context(token: Option<&str>, catalog: Arc<crate::blocks::Catalog>) -> Arc<Api
         app_id: APP.into(),
         api_token: token.map(str::to_owned),
         catalog,
+        publish_signals: Default::default(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
         extended: Default::default(),
     })
@@ -456,7 +460,7 @@ async fn rpcs_outrig_lacks_are_unimplemented() {
     let f = Fixture::new(None).await;
     let mut grpc = tonic::client::Grpc::new(f.channel.clone());
     for path in [
-        "/dapr.proto.runtime.v1.Dapr/PublishEvent",
+        "/dapr.proto.runtime.v1.Dapr/InvokeBinding",
         "/dapr.proto.runtime.v1.Dapr/InvokeService",
         "/some.other.Service/Call",
     ] {

@@ -5,6 +5,7 @@
 //! with the status Dapr uses. Block errors arrive through `From`, which maps
 //! their [`ErrorKind`] with [`status_for`]; nothing else picks a status code.
 
+use crate::blocks::pubsub::{FailedEntry, PubSubError};
 use crate::blocks::state::error::ERR_MALFORMED_REQUEST;
 use crate::blocks::state::{ErrorKind, StateError};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,14 +21,26 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The entries a bulk publish did not publish (`failedEntries`).
+    failed_entries: Vec<FailedEntry>,
 }
 
-/// Dapr's error body.
+/// Dapr's error body; a failed bulk publish adds its `failedEntries`.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     #[serde(rename = "errorCode")]
     error_code: &'a str,
     message: &'a str,
+    #[serde(rename = "failedEntries", skip_serializing_if = "Vec::is_empty")]
+    failed_entries: Vec<WireFailedEntry<'a>>,
+}
+
+/// One entry of `failedEntries`.
+#[derive(Serialize)]
+struct WireFailedEntry<'a> {
+    #[serde(rename = "entryId")]
+    entry_id: &'a str,
+    error: &'a str,
 }
 
 impl ApiError {
@@ -113,6 +126,7 @@ impl ApiError {
             status,
             code,
             message,
+            failed_entries: Vec::new(),
         }
     }
 
@@ -156,12 +170,37 @@ impl From<StateError> for ApiError {
     }
 }
 
+impl From<PubSubError> for ApiError {
+    fn from(error: PubSubError) -> Self {
+        // Dapr's HTTP statuses for pub/sub, where they do not follow the kind.
+        let status = match &error {
+            PubSubError::NotConfigured { .. } => StatusCode::BAD_REQUEST,
+            PubSubError::NameEmpty
+            | PubSubError::NotFound { .. }
+            | PubSubError::TopicEmpty { .. } => StatusCode::NOT_FOUND,
+            PubSubError::CloudEvent { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => status_for(error.kind()),
+        };
+        let mut api = ApiError::new(status, error.code(), error.to_string());
+        api.failed_entries = error.failed_entries().to_vec();
+        api
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::debug!(status = %self.status, code = self.code, message = %self.message, "request failed");
         let body = ErrorBody {
             error_code: self.code,
             message: &self.message,
+            failed_entries: self
+                .failed_entries
+                .iter()
+                .map(|entry| WireFailedEntry {
+                    entry_id: &entry.entry_id,
+                    error: &entry.error,
+                })
+                .collect(),
         };
         match serde_json::to_vec(&body) {
             Ok(bytes) => (

@@ -4,7 +4,8 @@
 //! - [`error`]: [`ApiError`], the single place failures become responses;
 //! - `extract`: path, query and body extractors failing with Dapr's body;
 //! - `auth`: the `dapr-api-token` check;
-//! - `state`, `metadata`, `health`, `shutdown`, `reload`: one module per API area.
+//! - `state`, `pubsub`, `metadata`, `health`, `shutdown`, `reload`: one module
+//!   per API area.
 //!
 //! The server that runs the router (listener, graceful shutdown) lives with
 //! the sidecar's composition, not here.
@@ -14,6 +15,7 @@ pub mod error;
 mod extract;
 mod health;
 mod metadata;
+mod pubsub;
 mod reload;
 mod shutdown;
 mod state;
@@ -25,6 +27,7 @@ pub use auth::API_TOKEN_HEADER;
 pub use error::ApiError;
 
 use super::ApiContext;
+use crate::blocks::pubsub::PubSubBlock;
 use crate::blocks::state::StateBlock;
 use crate::reload::ReloadTrigger;
 use axum::Router;
@@ -40,6 +43,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) struct HttpState {
     ctx: Arc<ApiContext>,
     state: StateBlock,
+    pubsub: PubSubBlock,
     max_body_bytes: usize,
     /// What `POST /v1.0/outrig/reload` pulls; without it the route answers 404.
     reload: Option<Arc<dyn ReloadTrigger>>,
@@ -68,6 +72,11 @@ fn build(
 ) -> Router {
     let shared = Arc::new(HttpState {
         state: StateBlock::new(&ctx.app_id, ctx.catalog.clone()),
+        pubsub: PubSubBlock::new(
+            &ctx.app_id,
+            ctx.catalog.clone(),
+            ctx.publish_signals.clone(),
+        ),
         ctx,
         max_body_bytes,
         reload,
@@ -89,6 +98,24 @@ fn build(
         .route(
             "/v1.0-alpha1/state/{store}/query",
             post(state::query).put(state::query),
+        )
+        // Topics may contain `/`: the rest of the path is the topic.
+        .route("/v1.0/publish/{pubsub}/{*topic}", post(pubsub::publish))
+        .route(
+            "/v1.0/publish/{pubsub}",
+            post(pubsub::publish_without_topic),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}/",
+            post(pubsub::publish_without_topic),
+        )
+        .route(
+            "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
+            post(pubsub::bulk_publish),
+        )
+        .route(
+            "/v1.0/publish/bulk/{pubsub}/{*topic}",
+            post(pubsub::bulk_publish),
         )
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))

@@ -11,6 +11,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// The publish API (`/v1.0/publish/...`), with the recording fake broker.
+mod pubsub;
+
 /// The app id every test runs as.
 const APP: &str = "app";
 
@@ -33,6 +36,7 @@ impl Fixture {
             app_id: APP.into(),
             api_token: token.map(str::to_owned),
             catalog,
+            publish_signals: Default::default(),
             shutdown: Arc::new(tokio::sync::Notify::new()),
             extended: Default::default(),
         });
@@ -245,6 +249,7 @@ async fn no_state_store_at_all_is_not_configured() {
         app_id: APP.into(),
         api_token: None,
         catalog: catalog(&[], &[]),
+        publish_signals: Default::default(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
         extended: Default::default(),
     });

@@ -21,12 +21,7 @@ pub fn component(raw: RawComponent, source: &Path) -> Result<ComponentResource, 
     let spec = raw.spec.unwrap_or_default();
     let base = source.parent().unwrap_or_else(|| Path::new(""));
 
-    let name = required(&mut errors, "metadata.name", metadata.name);
-    if let Some(name) = &name
-        && let Err(message) = check_name(name)
-    {
-        errors.push(("metadata.name".into(), message));
-    }
+    let name = resource_name(&mut errors, metadata.name);
     let component_type = required(&mut errors, "spec.type", spec.component_type);
     if let Some(component_type) = &component_type
         && let Err(message) = check_type(component_type)
@@ -35,11 +30,7 @@ pub fn component(raw: RawComponent, source: &Path) -> Result<ComponentResource, 
     }
     let entries = metadata_entries(&mut errors, spec.metadata.unwrap_or_default());
     let scopes = raw.scopes.unwrap_or_default();
-    for (index, scope) in scopes.iter().enumerate() {
-        if scope.trim().is_empty() {
-            errors.push((format!("scopes[{index}]"), "empty app id".into()));
-        }
-    }
+    check_scopes(&mut errors, &scopes);
     let wasm = spec
         .wasm
         .and_then(|wasm| wasm_source(&mut errors, wasm, base));
@@ -59,8 +50,33 @@ pub fn component(raw: RawComponent, source: &Path) -> Result<ComponentResource, 
     }
 }
 
+/// `metadata.name`, required and checked (an error for a bad one, which is
+/// still returned so that later checks can name the resource).
+pub(super) fn resource_name(errors: &mut Vec<FieldError>, name: Option<String>) -> Option<String> {
+    let name = required(errors, "metadata.name", name);
+    if let Some(name) = &name
+        && let Err(message) = check_name(name)
+    {
+        errors.push(("metadata.name".into(), message));
+    }
+    name
+}
+
+/// An error for every blank app id of `scopes`.
+pub(super) fn check_scopes(errors: &mut Vec<FieldError>, scopes: &[String]) {
+    for (index, scope) in scopes.iter().enumerate() {
+        if scope.trim().is_empty() {
+            errors.push((format!("scopes[{index}]"), "empty app id".into()));
+        }
+    }
+}
+
 /// `value` if present and not blank, else an error "missing" at `field`.
-fn required(errors: &mut Vec<FieldError>, field: &str, value: Option<String>) -> Option<String> {
+pub(super) fn required(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: Option<String>,
+) -> Option<String> {
     match value {
         Some(value) if !value.trim().is_empty() => Some(value),
         _ => {
@@ -149,7 +165,7 @@ fn metadata_entries(
 
 /// A metadata value as text: strings as they are, numbers and booleans as
 /// written, null as empty, and structured values as JSON (as Dapr does).
-fn scalar_text(value: Value) -> String {
+pub(super) fn scalar_text(value: Value) -> String {
     match value {
         Value::String(text) => text,
         Value::Bool(flag) => flag.to_string(),

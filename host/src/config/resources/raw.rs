@@ -1,10 +1,11 @@
-//! The shape of a `Component` document as serde reads it: every field
-//! optional, so that a missing field becomes a message naming it rather than
-//! serde's first-error-wins failure. Unknown fields are ignored here and
-//! reported by [`super::schema`].
+//! The shape of `Component` and `Subscription` documents as serde reads
+//! them: every field optional, so that a missing field becomes a message
+//! naming it rather than serde's first-error-wins failure. Unknown fields
+//! are ignored here and reported by [`super::schema`].
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
 
 /// A whole `kind: Component` document.
 #[derive(Deserialize, Default)]
@@ -98,4 +99,66 @@ pub struct RawFileGrant {
     pub guest: Option<String>,
     #[serde(default, rename = "readOnly")]
     pub read_only: Option<bool>,
+}
+
+/// A whole `kind: Subscription` document, either version: v1alpha1's
+/// `route` and v2alpha1's `routes` are both read, and the version decides
+/// which one counts (the other is reported as unknown by the schema).
+#[derive(Deserialize, Default)]
+pub struct RawSubscription {
+    #[serde(default)]
+    pub metadata: Option<RawObjectMeta>,
+    #[serde(default)]
+    pub spec: Option<RawSubscriptionSpec>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A subscription's `spec`.
+#[derive(Deserialize, Default)]
+pub struct RawSubscriptionSpec {
+    #[serde(default)]
+    pub pubsubname: Option<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub routes: Option<RawRoutes>,
+    /// Names to values; any scalar is kept as its text.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, Value>>,
+    #[serde(default, rename = "deadLetterTopic")]
+    pub dead_letter_topic: Option<String>,
+    #[serde(default, rename = "bulkSubscribe")]
+    pub bulk_subscribe: Option<RawBulkSubscribe>,
+}
+
+/// v2alpha1's `spec.routes`.
+#[derive(Deserialize, Default)]
+pub struct RawRoutes {
+    #[serde(default)]
+    pub rules: Option<Vec<RawRule>>,
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// One `spec.routes.rules` item.
+#[derive(Deserialize, Default)]
+pub struct RawRule {
+    #[serde(default, rename = "match")]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// `spec.bulkSubscribe`.
+#[derive(Deserialize, Default)]
+pub struct RawBulkSubscribe {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default, rename = "maxMessagesCount")]
+    pub max_messages_count: Option<i64>,
+    #[serde(default, rename = "maxAwaitDurationMs")]
+    pub max_await_duration_ms: Option<i64>,
 }

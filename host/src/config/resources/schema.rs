@@ -1,5 +1,5 @@
-//! Which fields a `Component` document may have, to find the ones Outrig does
-//! not know. Those are reported (and logged), never dropped silently: a
+//! Which fields a `Component` or `Subscription` document may have, to find
+//! the ones Outrig does not know. Those are reported (and logged), never dropped silently: a
 //! misspelt `secretKeyRf` should not quietly mean "no secret".
 
 use serde_yaml_ng::Value;
@@ -29,13 +29,12 @@ const FILE_GRANT: Shape = Shape::Map(&[
     ("readOnly", Shape::Leaf),
 ]);
 
+const OBJECT_META: Shape = Shape::Map(&[("name", Shape::Leaf), ("namespace", Shape::Leaf)]);
+
 static COMPONENT: Shape = Shape::Map(&[
     ("apiVersion", Shape::Leaf),
     ("kind", Shape::Leaf),
-    (
-        "metadata",
-        Shape::Map(&[("name", Shape::Leaf), ("namespace", Shape::Leaf)]),
-    ),
+    ("metadata", OBJECT_META),
     (
         "spec",
         Shape::Map(&[
@@ -66,10 +65,72 @@ static COMPONENT: Shape = Shape::Map(&[
     ("scopes", Shape::Leaf),
 ]);
 
+const BULK_SUBSCRIBE: Shape = Shape::Map(&[
+    ("enabled", Shape::Leaf),
+    ("maxMessagesCount", Shape::Leaf),
+    ("maxAwaitDurationMs", Shape::Leaf),
+]);
+
+/// Both versions of a `Subscription` document: v1alpha1 has `spec.route`,
+/// v2alpha1 `spec.routes` (see [`unknown_subscription_fields`]).
+/// `spec.metadata` is a free-form map of names to values.
+static SUBSCRIPTION: Shape = Shape::Map(&[
+    ("apiVersion", Shape::Leaf),
+    ("kind", Shape::Leaf),
+    ("metadata", OBJECT_META),
+    (
+        "spec",
+        Shape::Map(&[
+            ("pubsubname", Shape::Leaf),
+            ("topic", Shape::Leaf),
+            (V1_ROUTE, Shape::Leaf),
+            (
+                V2_ROUTES,
+                Shape::Map(&[
+                    (
+                        "rules",
+                        Shape::List(&Shape::Map(&[
+                            ("match", Shape::Leaf),
+                            ("path", Shape::Leaf),
+                        ])),
+                    ),
+                    ("default", Shape::Leaf),
+                ]),
+            ),
+            ("metadata", Shape::Leaf),
+            ("deadLetterTopic", Shape::Leaf),
+            ("bulkSubscribe", BULK_SUBSCRIBE),
+        ]),
+    ),
+    ("scopes", Shape::Leaf),
+]);
+
+/// v1alpha1's single route.
+const V1_ROUTE: &str = "route";
+
+/// v2alpha1's routes.
+const V2_ROUTES: &str = "routes";
+
 /// The fields of a `Component` document Outrig does not know: (path, value as YAML).
 pub fn unknown_component_fields(document: &Value) -> Vec<(String, String)> {
+    unknown_fields(document, &COMPONENT)
+}
+
+/// The fields of a `Subscription` document Outrig does not know, by the
+/// schema of its version: the other version's route field is unknown too
+/// (v1alpha1 does not read `routes`, v2alpha1 does not read `route`).
+pub fn unknown_subscription_fields(document: &Value, v2: bool) -> Vec<(String, String)> {
+    let mut found = unknown_fields(document, &SUBSCRIPTION);
+    let other = if v2 { V1_ROUTE } else { V2_ROUTES };
+    if let Some(value) = document.get("spec").and_then(|spec| spec.get(other)) {
+        found.push((format!("spec.{other}"), yaml_text(value)));
+    }
+    found
+}
+
+fn unknown_fields(document: &Value, shape: &Shape) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    walk(document, &COMPONENT, "", &mut found);
+    walk(document, shape, "", &mut found);
     found
 }
 

@@ -14,6 +14,14 @@ fn parse(text: &str) -> Result<LoadReport, LoadErrors> {
     parse_str_report(text, Path::new("components/file.yaml"))
 }
 
+/// The field named by each error line for `text`, in order.
+fn error_fields(text: &str) -> Vec<String> {
+    error_lines(text)
+        .iter()
+        .map(|line| line.split(": ").nth(1).unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// The error lines for `text`, or a panic if it parses.
 fn error_lines(text: &str) -> Vec<String> {
     match parse(text) {
@@ -247,21 +255,15 @@ fn all_errors_of_a_document_are_reported_together() {
         "bad/name",
         "  metadata:\n  - value: x\n  wasm:\n    sha256: nope\n",
     );
-    let lines = error_lines(&text);
-    let fields: Vec<&str> = lines
-        .iter()
-        .map(|line| line.split(": ").nth(1).unwrap_or_default())
-        .collect();
     assert_eq!(
-        fields,
+        error_fields(&text),
         vec![
             "metadata.name",
             "spec.type",
             "spec.metadata[0].name",
             "spec.wasm.path",
             "spec.wasm.sha256"
-        ],
-        "{lines:#?}"
+        ]
     );
 }
 
@@ -278,6 +280,12 @@ fn several_documents_other_kinds_and_empty_documents() {
     let report = parse(&text).unwrap();
     let names: Vec<&str> = report.components.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec!["a", "b"]);
+    let subscriptions: Vec<&str> = report
+        .subscriptions
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(subscriptions, vec!["sub"]);
 
     // With several documents, errors say which one.
     let broken = format!(
@@ -400,5 +408,332 @@ fn outbound_port_ranges_and_private_network_blocking_are_read() {
     assert!(
         lines[1].contains("outbound[1]") && lines[1].contains("range"),
         "{lines:?}"
+    );
+}
+
+/// A `Subscription` document of `version` (`v1alpha1` or `v2alpha1`) with
+/// `spec` given as indented YAML lines.
+fn subscription_doc(version: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: dapr.io/{version}\nkind: Subscription\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+#[test]
+fn a_v2_subscription_is_read_with_its_rules_default_and_scopes() {
+    use crate::blocks::pubsub::subscription::{BulkSubscribe, RouteRule, Routes, SubscriptionSpec};
+    let text = subscription_doc(
+        "v2alpha1",
+        "inventory-sub",
+        r#"  pubsubname: pubsub
+  topic: inventory
+  routes:
+    rules:
+    - match: event.type == "widget"
+      path: /widgets
+    - match: event.type == "gadget"
+      path: gadgets
+    default: /products
+  metadata:
+    rawPayload: true
+    maxRetries: 3
+  deadLetterTopic: poison
+  bulkSubscribe:
+    enabled: true
+    maxMessagesCount: 50
+scopes:
+- orders
+- billing
+"#,
+    )
+    .replace(
+        "  name: inventory-sub",
+        "  name: inventory-sub\n  namespace: prod",
+    );
+    let report = parse(&text).unwrap();
+    assert!(
+        report.unknown_fields.is_empty(),
+        "{:?}",
+        report.unknown_fields
+    );
+    assert!(report.components.is_empty());
+    assert_eq!(
+        report.subscriptions,
+        vec![SubscriptionResource {
+            name: "inventory-sub".into(),
+            namespace: Some("prod".into()),
+            spec: SubscriptionSpec {
+                pubsub_name: "pubsub".into(),
+                topic: "inventory".into(),
+                routes: Routes {
+                    rules: vec![
+                        RouteRule {
+                            condition: r#"event.type == "widget""#.into(),
+                            path: "/widgets".into(),
+                        },
+                        RouteRule {
+                            condition: r#"event.type == "gadget""#.into(),
+                            path: "gadgets".into(),
+                        },
+                    ],
+                    default: Some("/products".into()),
+                },
+                metadata: [
+                    ("maxRetries".to_owned(), "3".to_owned()),
+                    ("rawPayload".to_owned(), "true".to_owned()),
+                ]
+                .into(),
+                dead_letter_topic: Some("poison".into()),
+                bulk: Some(BulkSubscribe {
+                    max_messages: 50,
+                    max_await_ms: 1000,
+                }),
+                origin: "components/file.yaml: Subscription inventory-sub".into(),
+            },
+            scopes: vec!["orders".into(), "billing".into()],
+            source: PathBuf::from("components/file.yaml"),
+        }]
+    );
+    assert!(report.subscriptions[0].spec.raw_payload());
+}
+
+#[test]
+fn a_v1_subscription_routes_everything_to_its_route() {
+    let text = subscription_doc(
+        "v1alpha1",
+        "orders-sub",
+        "  pubsubname: pubsub\n  topic: orders\n  route: /checkout\n  bulkSubscribe:\n    enabled: false\n    maxMessagesCount: 10\n",
+    );
+    let report = parse(&text).unwrap();
+    let spec = &report.subscriptions[0].spec;
+    assert_eq!(spec.routes.rules, vec![]);
+    assert_eq!(spec.routes.default.as_deref(), Some("/checkout"));
+    assert_eq!(spec.bulk, None);
+    assert_eq!(spec.dead_letter_topic, None);
+    assert!(report.subscriptions[0].scopes.is_empty());
+    assert_eq!(spec.origin, "components/file.yaml: Subscription orders-sub");
+}
+
+#[test]
+fn every_subscription_error_names_the_file_and_the_field() {
+    let v1 = |spec: &str| subscription_doc("v1alpha1", "s", spec);
+    let v2 = |spec: &str| subscription_doc("v2alpha1", "s", spec);
+    let cases: Vec<(String, &str)> = vec![
+        (v1("  topic: t\n  route: /t\n"), "spec.pubsubname: missing"),
+        (v1("  pubsubname: p\n  route: /t\n"), "spec.topic: missing"),
+        (
+            v1("  pubsubname: p\n  topic: \"\"\n  route: /t\n"),
+            "spec.topic: missing",
+        ),
+        (v1("  pubsubname: p\n  topic: t\n"), "spec.route: missing"),
+        (v2("  pubsubname: p\n  topic: t\n"), "spec.routes: missing"),
+        (
+            v2("  pubsubname: p\n  topic: t\n  routes: {}\n"),
+            "spec.routes: no rules and no default",
+        ),
+        // v1's `route` does not count in v2alpha1 (it is warned as unknown).
+        (
+            v2("  pubsubname: p\n  topic: t\n  route: /t\n"),
+            "spec.routes: missing",
+        ),
+        (
+            v2(
+                "  pubsubname: p\n  topic: t\n  routes:\n    rules:\n    - match: event.type == 'a'\n",
+            ),
+            "spec.routes.rules[0].path: missing",
+        ),
+        (
+            v2(
+                "  pubsubname: p\n  topic: t\n  routes:\n    default: /d\n    rules:\n    - match: event.type ==\n      path: /a\n",
+            ),
+            "spec.routes.rules[0].match: `event.type ==`: 1:14:",
+        ),
+        (
+            v2(
+                "  pubsubname: p\n  topic: t\n  routes:\n    rules:\n    - {match: \"evnt.type == 'a'\", path: /a}\n",
+            ),
+            "spec.routes.rules[0].match: `evnt.type == 'a'`: unknown variable `evnt`",
+        ),
+        (
+            v2("  pubsubname: p\n  topic: t\n  routes:\n    rules: {match: x}\n"),
+            "spec.routes.rules: invalid type: map, expected a sequence at line",
+        ),
+        (
+            v1("  pubsubname: p\n  topic: t\n  route: /t\n  metadata:\n    nested: {a: 1}\n"),
+            "spec.metadata.nested: expected a string, number or boolean",
+        ),
+        (
+            v1(
+                "  pubsubname: p\n  topic: t\n  route: /t\n  metadata:\n  - name: a\n    value: b\n",
+            ),
+            "spec.metadata: invalid type: sequence, expected a map at line",
+        ),
+        (
+            v1(
+                "  pubsubname: p\n  topic: t\n  route: /t\n  bulkSubscribe:\n    enabled: true\n    maxMessagesCount: -1\n",
+            ),
+            "spec.bulkSubscribe.maxMessagesCount: -1 is out of range",
+        ),
+        (
+            v1(
+                "  pubsubname: p\n  topic: t\n  route: /t\n  bulkSubscribe:\n    enabled: true\n    maxAwaitDurationMs: 3000000000\n",
+            ),
+            "spec.bulkSubscribe.maxAwaitDurationMs: 3000000000 is out of range",
+        ),
+        (
+            v1("  pubsubname: p\n  topic: t\n  route: /t\n  bulkSubscribe:\n    enabled: yes\n"),
+            "spec.bulkSubscribe.enabled: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            v1(
+                "  pubsubname: p\n  topic: t\n  route: /t\n  bulkSubscribe:\n    maxMessagesCount: many\n",
+            ),
+            "spec.bulkSubscribe.maxMessagesCount: invalid type: string \"many\", expected i64",
+        ),
+        (
+            // The list form of an old Dapr docs example.
+            v1("  pubsubname: p\n  topic: t\n  route: /t\n  bulkSubscribe:\n  - enabled: true\n"),
+            "spec.bulkSubscribe: invalid type: sequence, expected struct RawBulkSubscribe",
+        ),
+        (
+            v1("  pubsubname: p\n  topic: t\n  route: /t\nscopes: [\"\"]\n"),
+            "scopes[0]: empty app id",
+        ),
+        (
+            subscription_doc(
+                "v1alpha1",
+                "bad/name",
+                "  pubsubname: p\n  topic: t\n  route: /t\n",
+            ),
+            "metadata.name: `bad/name` is not a valid name",
+        ),
+        (
+            v1("  pubsubname: p\n  topic: t\n  route: /t\n")
+                .replace("dapr.io/v1alpha1", "dapr.io/v3"),
+            "apiVersion: `dapr.io/v3` is not dapr.io/v2alpha1 or dapr.io/v1alpha1",
+        ),
+    ];
+    let file = "components/file.yaml";
+    for (text, expected) in cases {
+        let lines = error_lines(&text);
+        let wanted = format!("{file}: {expected}");
+        assert!(
+            lines.iter().any(|line| line.starts_with(&wanted)),
+            "wanted `{wanted}` in {lines:#?}\nfor:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn all_errors_of_a_subscription_are_reported_together() {
+    let text = subscription_doc(
+        "v2alpha1",
+        "",
+        "  routes:\n    rules:\n    - match: \"1 +\"\n  bulkSubscribe: {enabled: true, maxMessagesCount: -5}\nscopes: [\" \"]\n",
+    );
+    assert_eq!(
+        error_fields(&text),
+        vec![
+            "metadata.name",
+            "spec.pubsubname",
+            "spec.topic",
+            "spec.routes.rules[0].match",
+            "spec.routes.rules[0].path",
+            "spec.routes",
+            "spec.bulkSubscribe.maxMessagesCount",
+            "scopes[0]",
+        ]
+    );
+}
+
+#[test]
+fn unknown_subscription_fields_are_kept_and_reported_by_version() {
+    let v2 = subscription_doc(
+        "v2alpha1",
+        "s",
+        "  pubsubname: p\n  topic: t\n  route: /old\n  routes:\n    default: /d\n    rules:\n    - match: \"true\"\n      path: /a\n      priority: 1\n  bulkSubscribe: {enabled: true, maxMessages: 5}\n  metadata: {anything: goes}\n",
+    );
+    let report = parse(&v2).unwrap();
+    let fields: Vec<(&str, &str)> = report
+        .unknown_fields
+        .iter()
+        .map(|u| (u.field.as_str(), u.value.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("spec.routes.rules[0].priority", "1"),
+            ("spec.bulkSubscribe.maxMessages", "5"),
+            ("spec.route", "/old"),
+        ]
+    );
+    let v1 = subscription_doc(
+        "v1alpha1",
+        "s",
+        "  pubsubname: p\n  topic: t\n  route: /t\n  routes: {default: /d}\n",
+    );
+    let report = parse(&v1).unwrap();
+    let fields: Vec<&str> = report
+        .unknown_fields
+        .iter()
+        .map(|u| u.field.as_str())
+        .collect();
+    assert_eq!(fields, vec!["spec.routes"]);
+    // v1alpha1 ignores `routes`, as Dapr does.
+    assert_eq!(
+        report.subscriptions[0].spec.routes.default.as_deref(),
+        Some("/t")
+    );
+}
+
+#[test]
+fn subscription_names_are_unique_across_files_but_may_match_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    let sub = |name: &str, topic: &str| {
+        subscription_doc(
+            "v1alpha1",
+            name,
+            &format!("  pubsubname: pubsub\n  topic: {topic}\n  route: /{topic}\n"),
+        )
+    };
+    write(
+        "a.yaml",
+        &format!(
+            "{}\n---\n{}",
+            doc("orders", "  type: pubsub.in-memory\n"),
+            sub("orders", "a")
+        ),
+    );
+    write("b.yaml", &sub("orders", "b"));
+    let scan = scan_dir(dir.path()).unwrap();
+    let topics: Vec<&str> = scan
+        .report
+        .subscriptions
+        .iter()
+        .map(|s| s.spec.topic.as_str())
+        .collect();
+    assert_eq!(topics, vec!["a"]);
+    assert_eq!(scan.report.components.len(), 1);
+    let text = scan.errors.to_string();
+    assert!(
+        text.contains(
+            "b.yaml: metadata.name: duplicate subscription name `orders` (first defined in "
+        ) && text.contains("a.yaml)"),
+        "{text}"
+    );
+    assert_eq!(scan.errors.0.len(), 1, "{text}");
+}
+
+#[test]
+fn a_broken_subscription_fails_its_file_like_a_broken_component() {
+    let text = format!(
+        "{}\n---\n{}",
+        doc("store", "  type: state.in-memory\n"),
+        subscription_doc("v1alpha1", "s", "  pubsubname: p\n  topic: t\n")
+    );
+    assert_eq!(
+        error_lines(&text),
+        vec!["components/file.yaml (document 2): spec.route: missing"]
     );
 }

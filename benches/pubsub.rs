@@ -1,0 +1,329 @@
+//! Pub/sub load harness (not a test): publish → app delivery throughput and
+//! end-to-end latency through one sidecar, per broker, beside a baseline
+//! measured in the same run: the same publishers posting straight to the
+//! app's route (no sidecar, no broker), and for Redis the broker's own
+//! throughput with a native client (XADD, then XREADGROUP + XACK).
+//!
+//! `cargo bench --bench pubsub`; knobs: `PUBSUB_MESSAGES` (default 20000),
+//! `PUBSUB_PUBLISHERS` (concurrent publishers, default 16).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use anyhow::{Context, ensure};
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use common::{AppId, Launch, Resources};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// When each message arrived at the app, as offsets from the run's start,
+/// next to when it was published.
+struct Arrivals {
+    start: Instant,
+    latencies_us: Mutex<Vec<u64>>,
+    count: AtomicUsize,
+}
+
+impl Arrivals {
+    fn record(&self, event: &Value) {
+        let sent_us = event
+            .pointer("/data/t")
+            .or_else(|| event.get("t"))
+            .and_then(Value::as_u64)
+            .unwrap_or_default();
+        let now_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Ok(mut latencies) = self.latencies_us.lock() {
+            latencies.push(now_us.saturating_sub(sent_us));
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An app counting deliveries on `/orders`, subscribed to `topic`.
+async fn start_app(topic: String, arrivals: Arc<Arrivals>) -> anyhow::Result<u16> {
+    let subscriptions = json!([{"pubsubname": "pubsub", "topic": topic, "route": "/orders"}]);
+    let router = Router::new()
+        .route(
+            "/dapr/subscribe",
+            get(move || {
+                let subscriptions = subscriptions.clone();
+                async move { axum::Json(subscriptions) }
+            }),
+        )
+        .route(
+            "/orders",
+            post(
+                |State(arrivals): State<Arc<Arrivals>>, body: axum::body::Bytes| async move {
+                    if let Ok(event) = serde_json::from_slice::<Value>(&body) {
+                        arrivals.record(&event);
+                    }
+                    axum::Json(json!({"status": "SUCCESS"}))
+                },
+            ),
+        )
+        .with_state(arrivals);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(port)
+}
+
+/// One measured run.
+struct Measured {
+    label: String,
+    per_second: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+/// Publishes `messages` to `url` from `publishers` concurrent clients, then
+/// waits until the app has them all.
+async fn drive(
+    label: &str,
+    url: &str,
+    arrivals: &Arc<Arrivals>,
+    messages: usize,
+    publishers: usize,
+) -> anyhow::Result<Measured> {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..publishers {
+        let (client, next, arrivals, url) = (
+            client.clone(),
+            Arc::clone(&next),
+            Arc::clone(arrivals),
+            url.to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < messages {
+                let t = u64::try_from(arrivals.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let body = json!({"t": t}).to_string();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                ensure!(
+                    response.status().is_success(),
+                    "publish: {}",
+                    response.status()
+                );
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while arrivals.count.load(Ordering::Relaxed) < messages {
+        ensure!(
+            Instant::now() < deadline,
+            "{label}: only {} of {messages} arrived",
+            arrivals.count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = began.elapsed();
+    let mut latencies = arrivals
+        .latencies_us
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    latencies.sort_unstable();
+    let at = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Measured {
+        label: label.to_owned(),
+        per_second: messages as f64 / elapsed.as_secs_f64(),
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+    })
+}
+
+fn arrivals() -> Arc<Arrivals> {
+    Arc::new(Arrivals {
+        start: Instant::now(),
+        latencies_us: Mutex::new(Vec::new()),
+        count: AtomicUsize::new(0),
+    })
+}
+
+/// Publish through the sidecar to a broker of `component` type, delivered
+/// to the app.
+async fn through_sidecar(
+    component: &str,
+    metadata: &[(&str, &str)],
+    messages: usize,
+    publishers: usize,
+) -> anyhow::Result<Measured> {
+    let topic = common::unique_name("outrig-bench");
+    let arrivals = arrivals();
+    let port = start_app(topic.clone(), Arc::clone(&arrivals)).await?;
+    let resources = Resources::new();
+    resources.builtin("pubsub", component, metadata);
+    let app_id = AppId::new("bench-pubsub");
+    let sidecar = Launch::new(&app_id)
+        .resources(resources.path())
+        .args(&["--app-port", &port.to_string(), "--log-level", "warn"])
+        .start()
+        .await?;
+    // Delivery starts once the app's subscriptions are read; give it that.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let url = format!("{}/v1.0/publish/pubsub/{topic}", sidecar.base);
+    let measured = drive(component, &url, &arrivals, messages, publishers).await;
+    if component == "pubsub.redis" {
+        let _ = delete_redis_stream(&topic);
+    }
+    measured
+}
+
+fn delete_redis_stream(key: &str) -> anyhow::Result<()> {
+    let mut redis = common::redis_connection()?;
+    let _: i64 = redis::cmd("DEL").arg(key).query(&mut redis)?;
+    Ok(())
+}
+
+/// The same publishers posting straight to the app: the baseline.
+async fn direct(messages: usize, publishers: usize) -> anyhow::Result<Measured> {
+    let arrivals = arrivals();
+    let port = start_app("unused".into(), Arc::clone(&arrivals)).await?;
+    let url = format!("http://127.0.0.1:{port}/orders");
+    drive(
+        "direct to the app (baseline)",
+        &url,
+        &arrivals,
+        messages,
+        publishers,
+    )
+    .await
+}
+
+/// Redis Streams on their own: XADD every message (pipelined by 100), then
+/// read and ack them all in a consumer group, with the redis crate.
+fn native_redis(messages: usize) -> anyhow::Result<Measured> {
+    let mut redis = common::redis_connection()?;
+    let stream = common::unique_name("outrig-bench-native");
+    let began = Instant::now();
+    for chunk in (0..messages).collect::<Vec<_>>().chunks(100) {
+        let mut pipe = redis::pipe();
+        for n in chunk {
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("data")
+                .arg(n.to_string())
+                .ignore();
+        }
+        pipe.query::<()>(&mut redis)?;
+    }
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("g")
+        .arg("0")
+        .query(&mut redis)?;
+    let mut read = 0;
+    while read < messages {
+        // [[stream, [[id, [field, value, …]], …]]]
+        type Reply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
+        let reply: Reply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("COUNT")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query(&mut redis)?;
+        let ids: Vec<String> = reply
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(_, entries)| entries.into_iter().map(|(id, _)| id))
+            .collect();
+        ensure!(!ids.is_empty(), "the native reader ran dry at {read}");
+        read += ids.len();
+        let _: i64 = redis::cmd("XACK")
+            .arg(&stream)
+            .arg("g")
+            .arg(&ids)
+            .query(&mut redis)?;
+    }
+    let elapsed = began.elapsed();
+    let _ = delete_redis_stream(&stream);
+    Ok(Measured {
+        label: "Redis Streams, native client (XADD + XREADGROUP/XACK)".into(),
+        per_second: messages as f64 / elapsed.as_secs_f64(),
+        p50_us: 0,
+        p99_us: 0,
+    })
+}
+
+async fn run() -> anyhow::Result<()> {
+    let messages = support::knob("PUBSUB_MESSAGES", 20_000) as usize;
+    let publishers = support::knob("PUBSUB_PUBLISHERS", 16) as usize;
+    common::warm_cache().await;
+    let baseline = direct(messages, publishers).await.context("baseline")?;
+    let mut rows = vec![
+        through_sidecar("pubsub.in-memory", &[], messages, publishers).await?,
+        through_sidecar(
+            "pubsub.redis",
+            &[("redisHost", "127.0.0.1:6379")],
+            messages,
+            publishers,
+        )
+        .await?,
+        through_sidecar(
+            "pubsub.jetstream",
+            &[("natsURL", "nats://127.0.0.1:4222")],
+            messages,
+            publishers,
+        )
+        .await?,
+    ];
+    let native = native_redis(messages)?;
+    println!("| path | msgs/s | vs direct | end-to-end p50 µs | p99 µs |");
+    println!("|---|---:|---:|---:|---:|");
+    rows.insert(0, baseline);
+    let base = rows[0].per_second;
+    for row in &rows {
+        println!(
+            "| {} | {:.0} | {:.2} | {} | {} |",
+            row.label,
+            row.per_second,
+            row.per_second / base,
+            row.p50_us,
+            row.p99_us
+        );
+    }
+    let redis_row = rows
+        .iter()
+        .find(|r| r.label == "pubsub.redis")
+        .map_or(0.0, |r| r.per_second);
+    println!(
+        "| {} | {:.0} | (pubsub.redis end to end is {:.2} of it) | | |",
+        native.label,
+        native.per_second,
+        redis_row / native.per_second
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(run())
+}

@@ -1,0 +1,146 @@
+//! Deciding and carrying out what happens to an event once the app (or the
+//! host) has judged it: ack, nack after a backoff, or dead-letter.
+
+use crate::appchannel::events::Verdict;
+use crate::blocks::pubsub::{Broker, IncomingMessage, OutgoingMessage};
+use std::time::Duration;
+
+/// When an event is delivered again after the app asked for a retry: the
+/// delay doubles per attempt from `initial` up to `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The delay before the second delivery.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after delivery number `attempt` (1 for the first) failed.
+    pub fn after(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(20);
+        self.initial.saturating_mul(1u32 << doublings).min(self.max)
+    }
+}
+
+/// What to do with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Done with it: handled, or dropped without a dead-letter topic.
+    Ack,
+    /// Deliver it again, no sooner than this.
+    Nack(Duration),
+    /// Publish it to this topic, then ack it.
+    DeadLetter(String),
+}
+
+/// The settlement of the app's `verdict` on delivery `attempt`.
+pub fn settlement(
+    verdict: Verdict,
+    attempt: u32,
+    dead_letter_topic: Option<&str>,
+    backoff: &Backoff,
+) -> Settlement {
+    match verdict {
+        Verdict::Success => Settlement::Ack,
+        Verdict::Retry => Settlement::Nack(backoff.after(attempt)),
+        Verdict::Drop => dropped(dead_letter_topic),
+    }
+}
+
+/// What dropping a message means: dead-letter it if the subscription has a
+/// topic for that, else let it go.
+pub fn dropped(dead_letter_topic: Option<&str>) -> Settlement {
+    match dead_letter_topic {
+        Some(topic) => Settlement::DeadLetter(topic.to_owned()),
+        None => Settlement::Ack,
+    }
+}
+
+/// Carries out `settlement` for `message` on the broker that handed it out.
+/// A dead letter that cannot be published is nacked instead, so it is not
+/// lost. Failures to settle are logged: the broker redelivers what it never
+/// heard about, which at-least-once delivery allows.
+pub async fn settle(
+    broker: &dyn Broker,
+    message: &IncomingMessage,
+    settlement: Settlement,
+    backoff: &Backoff,
+) {
+    let ids = vec![message.id.clone()];
+    let result = match settlement {
+        Settlement::Ack => broker.ack(ids).await,
+        Settlement::Nack(after) => broker.nack(ids, after).await,
+        Settlement::DeadLetter(topic) => {
+            let letter = OutgoingMessage {
+                data: message.data.clone(),
+                content_type: message.content_type.clone(),
+                ..OutgoingMessage::default()
+            };
+            match broker.publish(&topic, vec![letter]).await {
+                Ok(()) => {
+                    tracing::info!(topic = %message.topic, dead_letter_topic = %topic, "event dead-lettered");
+                    broker.ack(ids).await
+                }
+                Err(failures) => {
+                    let reason = failures
+                        .first()
+                        .map(|f| f.error.to_string())
+                        .unwrap_or_default();
+                    tracing::warn!(dead_letter_topic = %topic, %reason, "cannot dead-letter an event; it will be retried");
+                    broker.nack(ids, backoff.after(message.attempt)).await
+                }
+            }
+        }
+    };
+    if let Err(err) = result {
+        tracing::warn!(topic = %message.topic, error = %err, "cannot settle an event with the broker; it may be delivered again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let delays: Vec<u128> = (1..=6).map(|a| backoff.after(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff.after(0), Duration::from_millis(100));
+        assert_eq!(backoff.after(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn verdicts_settle_as_in_dapr() {
+        let backoff = Backoff::default();
+        assert_eq!(
+            settlement(Verdict::Success, 3, Some("dlq"), &backoff),
+            Settlement::Ack
+        );
+        assert_eq!(
+            settlement(Verdict::Retry, 2, Some("dlq"), &backoff),
+            Settlement::Nack(Duration::from_millis(200))
+        );
+        assert_eq!(
+            settlement(Verdict::Drop, 1, Some("dlq"), &backoff),
+            Settlement::DeadLetter("dlq".into())
+        );
+        assert_eq!(
+            settlement(Verdict::Drop, 1, None, &backoff),
+            Settlement::Ack
+        );
+    }
+}

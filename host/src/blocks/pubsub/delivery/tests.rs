@@ -1,0 +1,331 @@
+//! The delivery loop against an in-test broker and app: what is acked,
+//! nacked and dead-lettered for each answer, how many events are in flight,
+//! and what stopping leaves behind.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::appchannel::events::{BulkDelivery, TopicDelivery, Verdict};
+use crate::appchannel::{AppChannelError, AppRequest, AppResponse};
+use crate::blocks::ComponentError;
+use crate::blocks::catalog::{CatalogEntry, CatalogSnapshot, ComponentInfo, LoadStatus};
+use crate::blocks::pubsub::subscription::Routes;
+use crate::blocks::pubsub::{
+    Broker, BrokerSubscription, IncomingMessage, OutgoingMessage, PublishFailure,
+};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A broker in memory that records how each message was settled.
+#[derive(Default)]
+struct RecordingBroker {
+    queue: Mutex<VecDeque<IncomingMessage>>,
+    acked: Mutex<Vec<String>>,
+    nacked: Mutex<Vec<(String, Duration)>>,
+    published: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl RecordingBroker {
+    fn with_events(count: usize) -> Arc<Self> {
+        let broker = RecordingBroker::default();
+        {
+            let mut queue = broker.queue.lock().unwrap();
+            for n in 0..count {
+                let event = serde_json::json!({
+                    "specversion": "1.0", "id": n.to_string(), "source": "test",
+                    "type": "test.event", "data": {"n": n}
+                });
+                queue.push_back(IncomingMessage {
+                    id: format!("m{n}"),
+                    topic: "orders".into(),
+                    data: serde_json::to_vec(&event).unwrap(),
+                    content_type: "application/cloudevents+json".into(),
+                    metadata: Default::default(),
+                    attempt: 1,
+                });
+            }
+        }
+        Arc::new(broker)
+    }
+
+    fn settled(&self) -> usize {
+        self.acked.lock().unwrap().len() + self.nacked.lock().unwrap().len()
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for RecordingBroker {
+    async fn publish(
+        &self,
+        topic: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), Vec<PublishFailure>> {
+        let mut published = self.published.lock().unwrap();
+        for message in messages {
+            published.push((topic.to_owned(), message.data));
+        }
+        Ok(())
+    }
+
+    async fn pull(
+        &self,
+        _subscription: &BrokerSubscription,
+        max: u32,
+        _wait: Duration,
+    ) -> Result<Vec<IncomingMessage>, ComponentError> {
+        let mut queue = self.queue.lock().unwrap();
+        let take = queue.len().min(max as usize);
+        Ok(queue.drain(..take).collect())
+    }
+
+    async fn ack(&self, ids: Vec<String>) -> Result<(), ComponentError> {
+        self.acked.lock().unwrap().extend(ids);
+        Ok(())
+    }
+
+    async fn nack(&self, ids: Vec<String>, after: Duration) -> Result<(), ComponentError> {
+        let mut nacked = self.nacked.lock().unwrap();
+        nacked.extend(ids.into_iter().map(|id| (id, after)));
+        Ok(())
+    }
+}
+
+/// An app answering every event with one verdict after a pause, counting
+/// how many events it holds at once.
+struct ScriptedApp {
+    verdict: Verdict,
+    pause: Duration,
+    holding: AtomicUsize,
+    most_held: AtomicUsize,
+    routes: Mutex<Vec<String>>,
+    bulk_sizes: Mutex<Vec<usize>>,
+}
+
+impl ScriptedApp {
+    fn new(verdict: Verdict, pause: Duration) -> Arc<Self> {
+        Arc::new(ScriptedApp {
+            verdict,
+            pause,
+            holding: AtomicUsize::new(0),
+            most_held: AtomicUsize::new(0),
+            routes: Mutex::new(Vec::new()),
+            bulk_sizes: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl AppChannel for ScriptedApp {
+    async fn invoke(&self, _request: AppRequest) -> Result<AppResponse, AppChannelError> {
+        Err(AppChannelError::InvalidRequest("not in this test".into()))
+    }
+
+    async fn health_check(&self) -> Result<(), AppChannelError> {
+        Ok(())
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, AppChannelError> {
+        Ok(Vec::new())
+    }
+
+    async fn deliver(&self, delivery: TopicDelivery<'_>) -> Result<Verdict, AppChannelError> {
+        let held = self.holding.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_held.fetch_max(held, Ordering::SeqCst);
+        self.routes.lock().unwrap().push(delivery.route.to_owned());
+        tokio::time::sleep(self.pause).await;
+        self.holding.fetch_sub(1, Ordering::SeqCst);
+        Ok(self.verdict)
+    }
+
+    async fn deliver_bulk(
+        &self,
+        delivery: BulkDelivery<'_>,
+    ) -> Result<Vec<Verdict>, AppChannelError> {
+        self.bulk_sizes.lock().unwrap().push(delivery.entries.len());
+        Ok(vec![self.verdict; delivery.entries.len()])
+    }
+}
+
+fn catalog_with(broker: Arc<RecordingBroker>) -> Arc<Catalog> {
+    let info = ComponentInfo {
+        name: "pubsub".into(),
+        component_type: "pubsub.test".into(),
+        version: "v1".into(),
+        features: Vec::new(),
+        status: LoadStatus::Loaded,
+        sha256: None,
+        source: "test".into(),
+    };
+    let mut snapshot = CatalogSnapshot::default();
+    let broker: Arc<dyn Broker> = broker;
+    snapshot.entries.insert(
+        "pubsub".into(),
+        CatalogEntry {
+            info,
+            state: None,
+            pubsub: Some(broker),
+        },
+    );
+    Arc::new(Catalog::new(snapshot))
+}
+
+fn spec(dead_letter: Option<&str>) -> SubscriptionSpec {
+    SubscriptionSpec {
+        pubsub_name: "pubsub".into(),
+        topic: "orders".into(),
+        routes: Routes {
+            rules: Vec::new(),
+            default: Some("/orders".into()),
+        },
+        dead_letter_topic: dead_letter.map(String::from),
+        origin: "test".into(),
+        ..SubscriptionSpec::default()
+    }
+}
+
+fn start(
+    broker: &Arc<RecordingBroker>,
+    app: &Arc<ScriptedApp>,
+    spec: SubscriptionSpec,
+    concurrency: usize,
+) -> Delivery {
+    let ctx = DeliveryContext {
+        app_id: "app".into(),
+        catalog: catalog_with(Arc::clone(broker)),
+        app: Arc::clone(app) as Arc<dyn AppChannel>,
+        signals: Arc::new(PublishSignals::default()),
+    };
+    let settings = DeliverySettings {
+        concurrency,
+        idle_poll: Duration::from_millis(5),
+        ..DeliverySettings::default()
+    };
+    Delivery::start(ctx, vec![spec], settings)
+}
+
+/// Waits (bounded) until `done` holds; the bound only keeps a broken build
+/// from hanging, it asserts nothing about speed.
+async fn eventually(done: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the condition never held");
+}
+
+#[tokio::test]
+async fn success_acks_every_event_and_nothing_else() {
+    let broker = RecordingBroker::with_events(50);
+    let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
+    let delivery = start(&broker, &app, spec(None), 8);
+    eventually(|| broker.settled() == 50).await;
+    delivery.stop().await;
+    let mut acked = broker.acked.lock().unwrap().clone();
+    acked.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
+    let expected: Vec<String> = (0..50).map(|n| format!("m{n}")).collect();
+    assert_eq!(acked, expected);
+    assert!(broker.nacked.lock().unwrap().is_empty());
+    assert!(app.routes.lock().unwrap().iter().all(|r| r == "/orders"));
+}
+
+#[tokio::test]
+async fn retry_nacks_with_the_backoff_of_the_attempt() {
+    let broker = RecordingBroker::with_events(3);
+    let app = ScriptedApp::new(Verdict::Retry, Duration::ZERO);
+    let delivery = start(&broker, &app, spec(Some("dead")), 8);
+    eventually(|| broker.settled() == 3).await;
+    delivery.stop().await;
+    assert!(broker.acked.lock().unwrap().is_empty());
+    let first = Backoff::default().after(1);
+    assert!(
+        broker
+            .nacked
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, after)| *after == first)
+    );
+    assert!(broker.published.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn drop_dead_letters_then_acks_or_just_acks_without_a_topic() {
+    let broker = RecordingBroker::with_events(2);
+    let app = ScriptedApp::new(Verdict::Drop, Duration::ZERO);
+    let delivery = start(&broker, &app, spec(Some("orders-dead")), 8);
+    eventually(|| broker.settled() == 2).await;
+    delivery.stop().await;
+    let published = broker.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 2);
+    assert!(published.iter().all(|(topic, _)| topic == "orders-dead"));
+    assert_eq!(broker.acked.lock().unwrap().len(), 2);
+
+    let broker = RecordingBroker::with_events(2);
+    let delivery = start(&broker, &app, spec(None), 8);
+    eventually(|| broker.settled() == 2).await;
+    delivery.stop().await;
+    assert!(broker.published.lock().unwrap().is_empty());
+    assert_eq!(broker.acked.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn never_more_events_in_flight_than_the_concurrency() {
+    let broker = RecordingBroker::with_events(40);
+    let app = ScriptedApp::new(Verdict::Success, Duration::from_millis(20));
+    let delivery = start(&broker, &app, spec(None), 4);
+    eventually(|| broker.settled() == 40).await;
+    delivery.stop().await;
+    let most = app.most_held.load(Ordering::SeqCst);
+    assert!(most <= 4, "{most} events were in flight at once");
+    assert!(most >= 2, "deliveries should overlap, saw {most}");
+}
+
+#[tokio::test]
+async fn stopping_lets_events_in_flight_finish_and_nacks_nothing() {
+    let broker = RecordingBroker::with_events(4);
+    let app = ScriptedApp::new(Verdict::Success, Duration::from_millis(300));
+    let delivery = start(&broker, &app, spec(None), 4);
+    eventually(|| app.holding.load(Ordering::SeqCst) == 4).await;
+    delivery.stop().await;
+    assert_eq!(broker.acked.lock().unwrap().len(), 4);
+    assert!(broker.nacked.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_a_cloud_event_is_dead_lettered() {
+    let broker = RecordingBroker::with_events(0);
+    broker.queue.lock().unwrap().push_back(IncomingMessage {
+        id: "raw".into(),
+        topic: "orders".into(),
+        data: b"\x00not json".to_vec(),
+        content_type: String::new(),
+        metadata: Default::default(),
+        attempt: 1,
+    });
+    let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
+    let delivery = start(&broker, &app, spec(Some("dead")), 2);
+    eventually(|| broker.settled() == 1).await;
+    delivery.stop().await;
+    assert!(app.routes.lock().unwrap().is_empty());
+    assert_eq!(broker.published.lock().unwrap()[0].0, "dead");
+}
+
+#[tokio::test]
+async fn bulk_subscriptions_deliver_batches() {
+    let broker = RecordingBroker::with_events(25);
+    let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
+    let mut bulk = spec(None);
+    bulk.bulk = Some(crate::blocks::pubsub::subscription::BulkSubscribe {
+        max_messages: 10,
+        max_await_ms: 50,
+    });
+    let delivery = start(&broker, &app, bulk, 4);
+    eventually(|| broker.settled() == 25).await;
+    delivery.stop().await;
+    let sizes = app.bulk_sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 25);
+    assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
+    assert_eq!(broker.acked.lock().unwrap().len(), 25);
+}

@@ -1,0 +1,517 @@
+//! Pub/sub end to end, for every built-in broker: events published through
+//! the sidecar's HTTP API reach an HTTP app in the test through its
+//! programmatic subscriptions, and the app's answers mean what they mean in
+//! Dapr (RETRY redelivers, DROP dead-letters), with routing rules, raw
+//! payloads and bulk subscribe. Every run uses topics of its own.
+
+mod common;
+
+use anyhow::{Context, ensure};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use common::{AppId, Launch, Resources, Sidecar};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long an event may take to arrive before the test gives up (a bound
+/// against hanging, not a speed assertion).
+const ARRIVAL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the app in the test received, by route.
+#[derive(Default)]
+struct Inbox {
+    events: Mutex<Vec<(String, Value)>>,
+}
+
+impl Inbox {
+    fn on(&self, route: &str) -> Vec<Value> {
+        self.events
+            .lock()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter(|(r, _)| r == route)
+                    .map(|(_, e)| e.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The subscriptions the app declares, on topics named after `prefix`.
+fn subscriptions(prefix: &str) -> Value {
+    json!([
+        {"pubsubname": "pubsub", "topic": format!("{prefix}-orders"),
+         "routes": {"rules": [{"match": "event.type == \"special\"", "path": "/special"}],
+                    "default": "/orders"}},
+        {"pubsubname": "pubsub", "topic": format!("{prefix}-flaky"), "route": "/flaky"},
+        {"pubsubname": "pubsub", "topic": format!("{prefix}-risky"), "route": "/risky",
+         "deadLetterTopic": format!("{prefix}-dead")},
+        {"pubsubname": "pubsub", "topic": format!("{prefix}-dead"), "route": "/dead"},
+        {"pubsubname": "pubsub", "topic": format!("{prefix}-raw"), "route": "/raw",
+         "metadata": {"rawPayload": "true"}},
+        {"pubsubname": "pubsub", "topic": format!("{prefix}-bulk"), "route": "/bulk",
+         "bulkSubscribe": {"enabled": true, "maxMessagesCount": 10, "maxAwaitDurationMs": 100}}
+    ])
+}
+
+struct App {
+    inbox: Arc<Inbox>,
+    port: u16,
+}
+
+/// Starts the app: it records every event; `/flaky` asks for a retry the
+/// first time it sees an event, `/risky` drops everything.
+async fn start_app(prefix: &str) -> anyhow::Result<App> {
+    #[derive(Clone)]
+    struct AppState {
+        inbox: Arc<Inbox>,
+        subscriptions: Value,
+    }
+    async fn subscribe(State(state): State<AppState>) -> axum::Json<Value> {
+        axum::Json(state.subscriptions.clone())
+    }
+    async fn event(
+        State(state): State<AppState>,
+        Path(route): Path<String>,
+        body: axum::body::Bytes,
+    ) -> (StatusCode, axum::Json<Value>) {
+        let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let route = format!("/{route}");
+        let seen_before = state.inbox.on(&route).contains(&event);
+        if let Ok(mut events) = state.inbox.events.lock() {
+            events.push((route.clone(), event));
+        }
+        let status = match route.as_str() {
+            "/flaky" if !seen_before => "RETRY",
+            "/risky" => "DROP",
+            _ => "SUCCESS",
+        };
+        (StatusCode::OK, axum::Json(json!({"status": status})))
+    }
+    let state = AppState {
+        inbox: Arc::new(Inbox::default()),
+        subscriptions: subscriptions(prefix),
+    };
+    let inbox = Arc::clone(&state.inbox);
+    let router = Router::new()
+        .route("/dapr/subscribe", get(subscribe))
+        .route("/{route}", post(event))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(App { inbox, port })
+}
+
+async fn publish(
+    sidecar: &Sidecar,
+    topic: &str,
+    content_type: &str,
+    body: &str,
+    query: &str,
+) -> anyhow::Result<()> {
+    let path = format!("/v1.0/publish/pubsub/{topic}{query}");
+    let request = sidecar
+        .request(Method::POST, &path)
+        .header("content-type", content_type)
+        .body(body.to_owned());
+    sidecar
+        .send(&format!("POST {path}"), request)
+        .await?
+        .ensure_status(204)?;
+    Ok(())
+}
+
+/// Waits until `route` received at least `count` events, returning them.
+async fn arrived(
+    sidecar: &Sidecar,
+    inbox: &Inbox,
+    route: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let started = std::time::Instant::now();
+    loop {
+        let events = inbox.on(route);
+        if events.len() >= count {
+            return Ok(events);
+        }
+        ensure!(
+            started.elapsed() < ARRIVAL_DEADLINE,
+            "{route} got {} of {count} events; outrig's output:\n{}",
+            events.len(),
+            sidecar.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Deletes what a run left in the brokers (Redis streams and NATS
+/// JetStream streams named after its topics), even when the run failed.
+struct Cleanup {
+    prefix: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(mut redis) = common::redis_connection() {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.prefix))
+                .query(&mut redis)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query(&mut redis);
+            }
+        }
+        delete_nats_streams(&self.prefix);
+    }
+}
+
+/// Asks JetStream to delete the streams the run's topics created (named
+/// after the topics), over the NATS text protocol.
+fn delete_nats_streams(prefix: &str) {
+    use std::io::Write as _;
+    let Ok(mut nats) = std::net::TcpStream::connect("127.0.0.1:4222") else {
+        return;
+    };
+    let mut commands = String::from("CONNECT {\"verbose\":false}\r\n");
+    for topic in ["orders", "flaky", "risky", "dead", "raw", "bulk"] {
+        commands.push_str(&format!(
+            "PUB $JS.API.STREAM.DELETE.{prefix}-{topic} 0\r\n\r\n"
+        ));
+    }
+    commands.push_str("PING\r\n");
+    let _ = nats.write_all(commands.as_bytes());
+    let _ = nats.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut pong = [0u8; 512];
+    let _ = std::io::Read::read(&mut nats, &mut pong);
+}
+
+/// The whole scenario against the pub/sub component `pubsub` of `component`
+/// type with `metadata`.
+async fn scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<()> {
+    let app_id = AppId::new("pubsub-e2e");
+    let prefix = common::unique_name("outrig-e2e");
+    let _cleanup = Cleanup {
+        prefix: prefix.clone(),
+    };
+    let app = start_app(&prefix).await?;
+    let resources = Resources::new();
+    resources.builtin("pubsub", component, metadata);
+    let sidecar = Launch::new(&app_id)
+        .resources(resources.path())
+        .args(&["--app-port", &app.port.to_string()])
+        .start()
+        .await?;
+    let inbox = &app.inbox;
+
+    // Plain JSON and text payloads become CloudEvents on the default route.
+    publish(
+        &sidecar,
+        &format!("{prefix}-orders"),
+        "application/json",
+        r#"{"n":1}"#,
+        "",
+    )
+    .await?;
+    publish(
+        &sidecar,
+        &format!("{prefix}-orders"),
+        "text/plain",
+        "two",
+        "",
+    )
+    .await?;
+    let orders = arrived(&sidecar, inbox, "/orders", 2).await?;
+    let data: Vec<&Value> = orders.iter().map(|e| &e["data"]).collect();
+    ensure!(
+        data.contains(&&json!({"n": 1})) && data.contains(&&json!("two")),
+        "{orders:?}"
+    );
+    let first = &orders[0];
+    ensure!(
+        first["specversion"] == "1.0" && first["pubsubname"] == "pubsub",
+        "{first}"
+    );
+    ensure!(first["source"] == app_id.as_str(), "{first}");
+
+    // A routing rule picks its route by the event's type.
+    let special = json!({"specversion": "1.0", "id": "s-1", "source": "test", "type": "special",
+                         "datacontenttype": "application/json", "data": {"vip": true}});
+    publish(
+        &sidecar,
+        &format!("{prefix}-orders"),
+        "application/cloudevents+json",
+        &special.to_string(),
+        "",
+    )
+    .await?;
+    let routed = arrived(&sidecar, inbox, "/special", 1).await?;
+    ensure!(
+        routed[0]["id"] == "s-1" && routed[0]["data"]["vip"] == true,
+        "{routed:?}"
+    );
+
+    // RETRY: the same event comes again.
+    publish(
+        &sidecar,
+        &format!("{prefix}-flaky"),
+        "application/json",
+        r#"{"again":true}"#,
+        "",
+    )
+    .await?;
+    let flaky = arrived(&sidecar, inbox, "/flaky", 2).await?;
+    ensure!(
+        flaky[0]["id"] == flaky[1]["id"],
+        "a retry redelivers the same event: {flaky:?}"
+    );
+
+    // DROP with a dead-letter topic: the event lands there.
+    publish(
+        &sidecar,
+        &format!("{prefix}-risky"),
+        "application/json",
+        r#"{"doomed":1}"#,
+        "",
+    )
+    .await?;
+    let dead = arrived(&sidecar, inbox, "/dead", 1).await?;
+    ensure!(dead[0]["data"] == json!({"doomed": 1}), "{dead:?}");
+
+    // A raw payload arrives wrapped, byte for byte.
+    publish(
+        &sidecar,
+        &format!("{prefix}-raw"),
+        "application/octet-stream",
+        "raw-bytes",
+        "?metadata.rawPayload=true",
+    )
+    .await?;
+    let raw = arrived(&sidecar, inbox, "/raw", 1).await?;
+    let encoded = raw[0]["data_base64"].as_str().context("data_base64")?;
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded)?;
+    ensure!(decoded == b"raw-bytes", "{raw:?}");
+
+    // Bulk subscribe: batches of entries, each settled.
+    for n in 0..15 {
+        publish(
+            &sidecar,
+            &format!("{prefix}-bulk"),
+            "application/json",
+            &format!(r#"{{"n":{n}}}"#),
+            "",
+        )
+        .await?;
+    }
+    let mut delivered = 0;
+    let started = std::time::Instant::now();
+    while delivered < 15 {
+        let batches = inbox.on("/bulk");
+        delivered = batches
+            .iter()
+            .map(|b| b["entries"].as_array().map_or(0, Vec::len))
+            .sum();
+        ensure!(
+            started.elapsed() < ARRIVAL_DEADLINE,
+            "bulk: {delivered} of 15; {}",
+            sidecar.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let batches = inbox.on("/bulk");
+    ensure!(
+        batches
+            .iter()
+            .all(|b| b["entries"].as_array().is_some_and(|e| e.len() <= 10)),
+        "no batch over maxMessagesCount: {batches:?}"
+    );
+    ensure!(delivered == 15, "each bulk event once: {delivered}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_memory() -> anyhow::Result<()> {
+    scenario("pubsub.in-memory", &[]).await
+}
+
+#[tokio::test]
+async fn redis_streams() -> anyhow::Result<()> {
+    scenario("pubsub.redis", &[("redisHost", "127.0.0.1:6379")]).await
+}
+
+#[tokio::test]
+async fn nats_jetstream() -> anyhow::Result<()> {
+    scenario("pubsub.jetstream", &[("natsURL", "nats://127.0.0.1:4222")]).await
+}
+
+#[tokio::test]
+async fn mqtt() -> anyhow::Result<()> {
+    scenario("pubsub.mqtt3", &[("url", "tcp://127.0.0.1:1883")]).await
+}
+
+/// A gRPC app: subscribes to one topic through `ListTopicSubscriptions`
+/// and records what `OnTopicEvent` brings, asking for one retry of the
+/// first event it sees.
+#[derive(Clone)]
+struct GrpcApp {
+    topic: String,
+    received: Arc<Mutex<Vec<TopicEventRequest>>>,
+}
+
+use outrig::api::grpc::proto::runtime::{
+    self, TopicEventRequest, TopicEventResponse, app_callback_server,
+};
+use tonic::{Response, Status};
+
+#[tonic::async_trait]
+impl app_callback_server::AppCallback for GrpcApp {
+    async fn on_invoke(
+        &self,
+        _: tonic::Request<outrig::api::grpc::proto::common::InvokeRequest>,
+    ) -> Result<Response<outrig::api::grpc::proto::common::InvokeResponse>, Status> {
+        Err(Status::unimplemented("not in this test app"))
+    }
+
+    async fn list_topic_subscriptions(
+        &self,
+        _: tonic::Request<()>,
+    ) -> Result<Response<runtime::ListTopicSubscriptionsResponse>, Status> {
+        Ok(Response::new(runtime::ListTopicSubscriptionsResponse {
+            subscriptions: vec![runtime::TopicSubscription {
+                pubsub_name: "pubsub".into(),
+                topic: self.topic.clone(),
+                routes: Some(runtime::TopicRoutes {
+                    rules: Vec::new(),
+                    default: "/grpc-orders".into(),
+                }),
+                ..Default::default()
+            }],
+        }))
+    }
+
+    async fn on_topic_event(
+        &self,
+        request: tonic::Request<TopicEventRequest>,
+    ) -> Result<Response<TopicEventResponse>, Status> {
+        let event = request.into_inner();
+        let mut received = self
+            .received
+            .lock()
+            .map_err(|_| Status::internal("poisoned"))?;
+        let first_time = !received.iter().any(|e| e.id == event.id);
+        received.push(event);
+        // RETRY = 1, SUCCESS = 0.
+        let status = if first_time { 1 } else { 0 };
+        Ok(Response::new(TopicEventResponse { status }))
+    }
+
+    async fn list_input_bindings(
+        &self,
+        _: tonic::Request<()>,
+    ) -> Result<Response<runtime::ListInputBindingsResponse>, Status> {
+        Err(Status::unimplemented("not in this test app"))
+    }
+
+    async fn on_binding_event(
+        &self,
+        _: tonic::Request<runtime::BindingEventRequest>,
+    ) -> Result<Response<runtime::BindingEventResponse>, Status> {
+        Err(Status::unimplemented("not in this test app"))
+    }
+
+    async fn on_bulk_topic_event(
+        &self,
+        _: tonic::Request<runtime::TopicEventBulkRequest>,
+    ) -> Result<Response<runtime::TopicEventBulkResponse>, Status> {
+        Err(Status::unimplemented("not in this test app"))
+    }
+
+    async fn on_job_event(
+        &self,
+        _: tonic::Request<runtime::JobEventRequest>,
+    ) -> Result<Response<runtime::JobEventResponse>, Status> {
+        Err(Status::unimplemented("not in this test app"))
+    }
+}
+
+/// Publish over HTTP, delivered to a gRPC app through `OnTopicEvent`, with
+/// the CloudEvent's parts in the request's fields and a RETRY honoured.
+async fn grpc_scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<()> {
+    let app_id = AppId::new("pubsub-grpc");
+    let prefix = common::unique_name("outrig-e2e");
+    let _cleanup = Cleanup {
+        prefix: prefix.clone(),
+    };
+    let topic = format!("{prefix}-orders");
+    let app = GrpcApp {
+        topic: topic.clone(),
+        received: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let service = app_callback_server::AppCallbackServer::new(app.clone());
+    tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await;
+    });
+    let resources = Resources::new();
+    resources.builtin("pubsub", component, metadata);
+    let sidecar = Launch::new(&app_id)
+        .resources(resources.path())
+        .args(&["--app-port", &port.to_string(), "--app-protocol", "grpc"])
+        .start()
+        .await?;
+    publish(&sidecar, &topic, "application/json", r#"{"qty":2}"#, "").await?;
+    let started = std::time::Instant::now();
+    let received = loop {
+        let received = app.received.lock().map(|r| r.clone()).unwrap_or_default();
+        if received.len() >= 2 {
+            break received;
+        }
+        ensure!(
+            started.elapsed() < ARRIVAL_DEADLINE,
+            "the gRPC app got {} of 2 deliveries; outrig's output:\n{}",
+            received.len(),
+            sidecar.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let event = &received[0];
+    ensure!(
+        received[1].id == event.id,
+        "the retry redelivers the same event"
+    );
+    ensure!(
+        event.topic == topic && event.pubsub_name == "pubsub",
+        "{event:?}"
+    );
+    ensure!(
+        event.path == "/grpc-orders" && event.spec_version == "1.0",
+        "{event:?}"
+    );
+    ensure!(event.data_content_type == "application/json", "{event:?}");
+    let data: Value = serde_json::from_slice(&event.data)?;
+    ensure!(data == json!({"qty": 2}), "{data}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn grpc_app_in_memory() -> anyhow::Result<()> {
+    grpc_scenario("pubsub.in-memory", &[]).await
+}
+
+#[tokio::test]
+async fn grpc_app_redis_streams() -> anyhow::Result<()> {
+    grpc_scenario("pubsub.redis", &[("redisHost", "127.0.0.1:6379")]).await
+}
