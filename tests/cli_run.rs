@@ -22,10 +22,13 @@ async fn the_app_gets_the_coordinates_and_outrig_returns_its_exit_code() -> anyh
     let app = AppId::new("cli-env");
     let dir = tempfile::tempdir()?;
     let grpc_port = common::free_port()?;
-    // The app checks the sidecar is healthy as soon as it starts, records its
-    // environment, and exits with 7.
+    // The app checks the sidecar's outbound side is healthy as soon as it
+    // starts (what Dapr SDKs wait for), records its environment and the
+    // full probe (not ready: nothing listens on the app port, so delivery
+    // to the app cannot be in place), and exits with 7.
     let script = r#"echo "$DAPR_HTTP_PORT $DAPR_GRPC_PORT $APP_ID $APP_PORT" > env.txt
-curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/healthz" > health.txt
+curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/healthz/outbound" > health.txt
+curl -s "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/healthz" > full.txt
 exit 7"#;
     let mut sc = Launch::new(&app)
         .workdir(dir.path())
@@ -51,7 +54,12 @@ exit 7"#;
     let health = read(&dir.path().join("health.txt"))?;
     ensure!(
         health.trim() == "204",
-        "healthz answered `{health}` when the app started"
+        "healthz/outbound answered `{health}` when the app started"
+    );
+    let full = read(&dir.path().join("full.txt"))?;
+    ensure!(
+        full.contains("ERR_HEALTH_NOT_READY"),
+        "healthz answered `{full}` while the app did not listen"
     );
     Ok(())
 }

@@ -65,7 +65,8 @@ struct App {
 }
 
 /// Starts the app: it records every event; `/flaky` asks for a retry the
-/// first time it sees an event, `/risky` drops everything.
+/// first time it sees an event, `/risky` drops everything, `/bulk` takes
+/// every entry of a batch.
 async fn start_app(prefix: &str) -> anyhow::Result<App> {
     #[derive(Clone)]
     struct AppState {
@@ -82,9 +83,19 @@ async fn start_app(prefix: &str) -> anyhow::Result<App> {
     ) -> (StatusCode, axum::Json<Value>) {
         let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let route = format!("/{route}");
+        let bulk_entries = event["entries"].as_array().cloned().unwrap_or_default();
         let seen_before = state.inbox.on(&route).contains(&event);
         if let Ok(mut events) = state.inbox.events.lock() {
             events.push((route.clone(), event));
+        }
+        if route == "/bulk" {
+            // A bulk answer settles each entry by its id; one it leaves out
+            // would be retried.
+            let statuses: Vec<Value> = bulk_entries
+                .iter()
+                .map(|entry| json!({"entryId": entry["entryId"], "status": "SUCCESS"}))
+                .collect();
+            return (StatusCode::OK, axum::Json(json!({"statuses": statuses})));
         }
         let status = match route.as_str() {
             "/flaky" if !seen_before => "RETRY",
@@ -193,6 +204,41 @@ fn delete_nats_streams(prefix: &str) {
     let _ = std::io::Read::read(&mut nats, &mut pong);
 }
 
+/// The metadata API lists the app's subscriptions as Dapr's does: routes
+/// as rules (the default last, without `match`), dead-letter topic, type.
+async fn check_listed_subscriptions(sidecar: &Sidecar, prefix: &str) -> anyhow::Result<()> {
+    let metadata = sidecar.metadata().await?;
+    let listed = metadata["subscriptions"]
+        .as_array()
+        .context("subscriptions")?;
+    ensure!(listed.len() == 6, "{metadata}");
+    let find = |topic: &str| {
+        listed
+            .iter()
+            .find(|s| s["topic"] == format!("{prefix}-{topic}"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let orders = find("orders");
+    ensure!(
+        orders["pubsubname"] == "pubsub"
+            && orders["type"] == "PROGRAMMATIC"
+            && orders["rules"]
+                == json!([{"match": "event.type == \"special\"", "path": "/special"},
+                          {"path": "/orders"}]),
+        "{orders}"
+    );
+    ensure!(
+        find("risky")["deadLetterTopic"] == format!("{prefix}-dead"),
+        "{metadata}"
+    );
+    ensure!(
+        find("raw")["metadata"] == json!({"rawPayload": "true"}),
+        "{metadata}"
+    );
+    Ok(())
+}
+
 /// The whole scenario against the pub/sub component `pubsub` of `component`
 /// type with `metadata`.
 async fn scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<()> {
@@ -209,6 +255,10 @@ async fn scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<
         .args(&["--app-port", &app.port.to_string()])
         .start()
         .await?;
+    // Healthy once the app's subscriptions are in place at the broker:
+    // from then on nothing published is lost, whatever the broker keeps.
+    sidecar.wait_until_healthy().await?;
+    check_listed_subscriptions(&sidecar, &prefix).await?;
     let inbox = &app.inbox;
 
     // Plain JSON and text payloads become CloudEvents on the default route.
@@ -333,7 +383,20 @@ async fn scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<
             .all(|b| b["entries"].as_array().is_some_and(|e| e.len() <= 10)),
         "no batch over maxMessagesCount: {batches:?}"
     );
-    ensure!(delivered == 15, "each bulk event once: {delivered}");
+    let numbers: Vec<Vec<&Value>> = batches
+        .iter()
+        .map(|b| {
+            b["entries"]
+                .as_array()
+                .map(|entries| entries.iter().map(|e| &e["event"]["data"]["n"]).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    ensure!(
+        delivered == 15,
+        "each bulk event once, not {delivered}: batches of n {numbers:?}; outrig's output:\n{}",
+        sidecar.logs()
+    );
     Ok(())
 }
 
@@ -472,6 +535,7 @@ async fn grpc_scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Re
         .args(&["--app-port", &port.to_string(), "--app-protocol", "grpc"])
         .start()
         .await?;
+    sidecar.wait_until_healthy().await?;
     publish(&sidecar, &topic, "application/json", r#"{"qty":2}"#, "").await?;
     let started = std::time::Instant::now();
     let received = loop {

@@ -6,7 +6,7 @@ use crate::appchannel::{AppChannelConfig, DEFAULT_READY_TIMEOUT, ENV_APP_API_TOK
 use crate::blocks::Catalog;
 use crate::blocks::pubsub::PublishSignals;
 use crate::blocks::pubsub::delivery::startup::{DeliveryPlan, start_for_app};
-use crate::blocks::pubsub::delivery::{Delivery, DeliverySettings};
+use crate::blocks::pubsub::delivery::{Delivery, DeliverySettings, DeliveryStatus};
 use crate::components::{ComponentHost, LoadContext};
 use crate::config::settings::SidecarSettings;
 use crate::reload::watch::ResourceWatcher;
@@ -81,11 +81,13 @@ impl DeliveryHandle {
     fn spawn(config: AppChannelConfig, plan: DeliveryPlan) -> Self {
         let running = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&running);
+        let status = Arc::clone(&plan.status);
         let starting = tokio::spawn(async move {
             match start_for_app(config, plan).await {
                 Ok(delivery) => *slot.lock().await = Some(delivery),
                 Err(err) => {
-                    tracing::error!(error = %err, "pub/sub delivery to the app did not start")
+                    tracing::error!(error = %err, "pub/sub delivery to the app did not start");
+                    status.started(Vec::new());
                 }
             }
         });
@@ -136,6 +138,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
     let reloader = Arc::new(Reloader::new(host, base, source, Arc::clone(&catalog)));
     reloader.load_initial(resources).await;
     let signals = Arc::new(PublishSignals::default());
+    let delivery_status = Arc::new(DeliveryStatus::new(settings.app_port.is_some()));
     let delivery = match settings.app_port {
         Some(port) => DeliveryHandle::spawn(
             AppChannelConfig {
@@ -150,6 +153,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
                 signals: Arc::clone(&signals),
                 declarative,
                 settings: DeliverySettings::default(),
+                status: Arc::clone(&delivery_status),
             },
         ),
         None => DeliveryHandle::none(),
@@ -161,6 +165,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         api_token: settings.api_token.clone(),
         catalog,
         publish_signals: Arc::clone(&signals),
+        delivery: delivery_status,
         shutdown: Arc::clone(&shutdown),
         extended: Default::default(),
     });

@@ -667,6 +667,17 @@ impl Sidecar {
         self.call(Method::GET, "/v1.0/healthz", None).await
     }
 
+    /// Waits until `GET /v1.0/healthz` answers 204: with an app, once its
+    /// pub/sub subscriptions are in place at the brokers (what is published
+    /// from then on reaches it).
+    pub async fn wait_until_healthy(&self) -> anyhow::Result<()> {
+        poll_until("outrig reports healthy", START_DEADLINE, || async {
+            Ok((self.healthz().await?.status == 204).then_some(()))
+        })
+        .await
+        .with_context(|| format!("outrig's output:\n{}", self.logs()))
+    }
+
     /// `GET /v1.0/metadata`, as JSON.
     pub async fn metadata(&self) -> anyhow::Result<Value> {
         self.call(Method::GET, "/v1.0/metadata", None)

@@ -324,9 +324,8 @@ impl PubSub for MqttBroker {
         wait: Duration,
     ) -> Result<Vec<IncomingMessage>> {
         names::check_topic_filter(&subscription.topic)?;
-        if max == 0 {
-            return Ok(Vec::new());
-        }
+        // Asked for nothing: only join the session (and so subscribe).
+        let wait = if max == 0 { Duration::ZERO } else { wait };
         let deadline = Instant::now() + wait;
         let (topic, group) = (&subscription.topic, &subscription.consumer_group);
         let client_id = names::consumer_client_id(self.config.consumer_id.as_deref(), group, topic);

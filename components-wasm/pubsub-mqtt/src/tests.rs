@@ -173,6 +173,23 @@ fn published_messages_are_pulled_and_acked_for_good() {
 }
 
 #[test]
+fn a_pull_for_nothing_subscribes_so_what_is_published_next_is_kept() {
+    let topic = Topic::new(&[(None, "app")]);
+    let mut consumer = broker(&[]);
+    let none = consumer
+        .pull(subscription(&topic.name, "app"), 0, Duration::from_secs(5))
+        .expect("pull for nothing");
+    assert!(none.is_empty());
+    // Published by another client before this one pulls for real: MQTT
+    // keeps it only because the session subscribed already.
+    publish(&mut broker(&[]), &topic, &["early"]);
+    assert_eq!(
+        payloads(&pull_n(&mut consumer, &topic, "app", 1)),
+        ["early"]
+    );
+}
+
+#[test]
 fn groups_each_get_every_message_and_replicas_share_them() {
     let topic = Topic::new(&[
         (Some("r1"), "app-a"),

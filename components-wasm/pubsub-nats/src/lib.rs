@@ -184,11 +184,11 @@ impl PubSub for NatsBroker {
         max: u32,
         wait: Duration,
     ) -> Result<Vec<IncomingMessage>> {
+        let stream = self.stream_for(&subscription.topic)?;
+        let durable = self.consumer_for(&subscription, &stream)?;
         if max == 0 {
             return Ok(Vec::new());
         }
-        let stream = self.stream_for(&subscription.topic)?;
-        let durable = self.consumer_for(&subscription, &stream)?;
         let io_timeout = self.config.io_timeout;
         let fetched = call(&mut self.conn, &self.config, &self.inbox, |client| {
             // The socket must outwait the server's expiry; best effort.

@@ -196,15 +196,15 @@ impl PubSub for RabbitBroker {
         max: u32,
         wait: Duration,
     ) -> Result<Vec<IncomingMessage>> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
         let route = Route::for_subscription(&self.config, &subscription)?;
         let (queue, max) = (route.queue.name.as_str(), max as usize);
         let durable = self.config.durable;
         self.call(true, |client| {
             settle::apply_relays(client, durable)?;
             refused!(client.ensure_route(&route));
+            if max == 0 {
+                return Ok(Ok(Vec::new()));
+            }
             let mut got = client.get(queue, max)?;
             if got.is_empty() && !wait.is_zero() {
                 got = client.wait_for(queue, max, wait, |c| settle::apply_relays(c, durable))?;

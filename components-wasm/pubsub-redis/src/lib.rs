@@ -210,10 +210,10 @@ impl PubSub for RedisBroker {
         wait: Duration,
     ) -> Result<Vec<IncomingMessage>> {
         let route = self.route(&subscription);
+        self.ensure_group(&route)?;
         if max == 0 {
             return Ok(Vec::new());
         }
-        self.ensure_group(&route)?;
         let mut delivered = self.reclaim(&route, max)?;
         if delivered.is_empty() {
             let entries = self.read_new(&route, max, wait)?;

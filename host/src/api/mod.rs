@@ -11,6 +11,7 @@ pub mod http;
 
 use crate::blocks::Catalog;
 use crate::blocks::pubsub::PublishSignals;
+use crate::blocks::pubsub::delivery::DeliveryStatus;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -32,6 +33,9 @@ pub struct ApiContext {
     /// Wakes this sidecar's subscribers of a topic when the app publishes
     /// to it; shared with the delivery loop, which waits on it.
     pub publish_signals: Arc<PublishSignals>,
+    /// Pub/sub delivery to the app: whether its subscriptions are in place
+    /// (healthz) and which they are (metadata).
+    pub delivery: Arc<DeliveryStatus>,
     /// Fired by `POST /v1.0/shutdown`; the sidecar shuts down gracefully.
     pub shutdown: Arc<tokio::sync::Notify>,
     /// Attributes set through either API (`PUT /v1.0/metadata/{key}`,

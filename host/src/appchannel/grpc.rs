@@ -12,7 +12,9 @@ use crate::api::grpc::proto::runtime::{
     TopicEventBulkRequest, TopicEventBulkRequestEntry, TopicEventCeRequest, TopicEventRequest,
     TopicSubscription, topic_event_bulk_request_entry,
 };
-use crate::blocks::pubsub::subscription::{BulkSubscribe, RouteRule, Routes, SubscriptionSpec};
+use crate::blocks::pubsub::subscription::{
+    BulkSubscribe, RouteRule, Routes, SubscriptionKind, SubscriptionSpec,
+};
 use base64::Engine as _;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -257,6 +259,7 @@ fn subscription_spec(sub: TopicSubscription) -> SubscriptionSpec {
             }
         }),
         origin: "app".to_owned(),
+        kind: SubscriptionKind::Programmatic,
     }
 }
 

@@ -3,8 +3,10 @@
 
 use super::proto::runtime;
 use crate::api::{ApiContext, RUNTIME_VERSION};
+use crate::blocks::pubsub::subscription::{SubscriptionKind, SubscriptionSpec};
 
-/// `GetMetadata`: the app id, the components with their features, and the
+/// `GetMetadata`: the app id, the components with their features, the
+/// subscriptions being delivered, and the
 /// `extended` attributes, as `GET /v1.0/metadata` reports them. Outrig's own
 /// per-component fields (status, sha256, source) have no place in Dapr's
 /// message and are only reported over HTTP.
@@ -28,7 +30,39 @@ pub fn get(ctx: &ApiContext) -> runtime::GetMetadataResponse {
             .collect(),
         extended_metadata: ctx.extended_metadata().into_iter().collect(),
         runtime_version: RUNTIME_VERSION.to_owned(),
+        subscriptions: ctx
+            .delivery
+            .subscriptions()
+            .iter()
+            .map(|active| subscription(&active.spec))
+            .collect(),
         ..Default::default()
+    }
+}
+
+/// One subscription as Dapr's `PubsubSubscription`.
+fn subscription(spec: &SubscriptionSpec) -> runtime::PubsubSubscription {
+    let kind = match spec.kind {
+        SubscriptionKind::Declarative => runtime::PubsubSubscriptionType::Declarative,
+        SubscriptionKind::Programmatic => runtime::PubsubSubscriptionType::Programmatic,
+    };
+    runtime::PubsubSubscription {
+        pubsub_name: spec.pubsub_name.clone(),
+        topic: spec.topic.clone(),
+        metadata: spec.metadata.clone().into_iter().collect(),
+        rules: Some(runtime::PubsubSubscriptionRules {
+            rules: spec
+                .routes
+                .as_dapr_rules()
+                .into_iter()
+                .map(|(condition, path)| runtime::PubsubSubscriptionRule {
+                    r#match: condition.to_owned(),
+                    path: path.to_owned(),
+                })
+                .collect(),
+        }),
+        dead_letter_topic: spec.dead_letter_topic.clone().unwrap_or_default(),
+        r#type: kind.into(),
     }
 }
 

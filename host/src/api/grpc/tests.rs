@@ -81,6 +81,7 @@ fn context(token: Option<&str>, catalog: Arc<crate::blocks::Catalog>) -> Arc<Api
         api_token: token.map(str::to_owned),
         catalog,
         publish_signals: Default::default(),
+        delivery: Default::default(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
         extended: Default::default(),
     })

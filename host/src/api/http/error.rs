@@ -121,6 +121,15 @@ impl ApiError {
         )
     }
 
+    /// `/v1.0/healthz` before the app's subscriptions are in place.
+    pub fn health_not_ready() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_HEALTH_NOT_READY",
+            "dapr is not ready".to_owned(),
+        )
+    }
+
     fn new(status: StatusCode, code: &'static str, message: String) -> Self {
         ApiError {
             status,

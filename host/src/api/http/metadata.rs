@@ -6,6 +6,7 @@ use super::error::ApiError;
 use super::extract::{Body, PathParams};
 use crate::api::RUNTIME_VERSION;
 use crate::blocks::catalog::{ComponentInfo, LoadStatus};
+use crate::blocks::pubsub::subscription::SubscriptionSpec;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,8 +25,53 @@ struct WireMetadata {
     actors: Vec<()>,
     components: Vec<WireComponent>,
     extended: BTreeMap<String, String>,
-    subscriptions: Vec<()>,
+    subscriptions: Vec<WireSubscription>,
     http_endpoints: Vec<()>,
+}
+
+/// One subscription, in the shape Dapr's HTTP metadata gives it.
+#[derive(Serialize)]
+struct WireSubscription {
+    pubsubname: String,
+    topic: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    metadata: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<WireRule>,
+    #[serde(rename = "deadLetterTopic")]
+    dead_letter_topic: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// A route: the default one has no `match`.
+#[derive(Serialize)]
+struct WireRule {
+    #[serde(rename = "match", skip_serializing_if = "String::is_empty")]
+    condition: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    path: String,
+}
+
+impl From<&SubscriptionSpec> for WireSubscription {
+    fn from(spec: &SubscriptionSpec) -> Self {
+        WireSubscription {
+            pubsubname: spec.pubsub_name.clone(),
+            topic: spec.topic.clone(),
+            metadata: spec.metadata.clone(),
+            rules: spec
+                .routes
+                .as_dapr_rules()
+                .into_iter()
+                .map(|(condition, path)| WireRule {
+                    condition: condition.to_owned(),
+                    path: path.to_owned(),
+                })
+                .collect(),
+            dead_letter_topic: spec.dead_letter_topic.clone().unwrap_or_default(),
+            kind: spec.kind.dapr_name(),
+        }
+    }
 }
 
 /// One component: Dapr's `name`, `type`, `version`, `capabilities`, then Outrig's
@@ -83,7 +129,13 @@ pub async fn get(State(state): State<Arc<HttpState>>) -> Response {
             .map(Into::into)
             .collect(),
         extended: state.ctx.extended_metadata(),
-        subscriptions: Vec::new(),
+        subscriptions: state
+            .ctx
+            .delivery
+            .subscriptions()
+            .iter()
+            .map(|active| WireSubscription::from(&active.spec))
+            .collect(),
         http_endpoints: Vec::new(),
     })
     .into_response()

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::blocks::ComponentError;
+use crate::blocks::pubsub::delivery::DeliveryStatus;
 use crate::test_util::{FakeStore, catalog};
 use axum::body::Body as AxumBody;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -26,6 +27,11 @@ struct Fixture {
 impl Fixture {
     /// Store `s` has every feature, `plain` none; `broken` failed to load.
     fn new(token: Option<&str>) -> Self {
+        Fixture::with_delivery(token, Default::default())
+    }
+
+    /// As [`Fixture::new`], with pub/sub delivery reporting to `delivery`.
+    fn with_delivery(token: Option<&str>, delivery: Arc<DeliveryStatus>) -> Self {
         let store = FakeStore::full();
         let plain = FakeStore::new(&[]);
         let catalog = catalog(
@@ -37,6 +43,7 @@ impl Fixture {
             api_token: token.map(str::to_owned),
             catalog,
             publish_signals: Default::default(),
+            delivery,
             shutdown: Arc::new(tokio::sync::Notify::new()),
             extended: Default::default(),
         });
@@ -250,6 +257,7 @@ async fn no_state_store_at_all_is_not_configured() {
         api_token: None,
         catalog: catalog(&[], &[]),
         publish_signals: Default::default(),
+        delivery: Default::default(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
         extended: Default::default(),
     });
@@ -559,6 +567,20 @@ async fn health_checks_the_app_id_when_asked() {
     for (uri, status) in cases {
         assert_eq!(call(&f, Method::GET, uri, "").await.status, status, "{uri}");
     }
+}
+
+#[tokio::test]
+async fn health_waits_for_delivery_to_the_app_but_the_outbound_probe_does_not() {
+    let delivery = Arc::new(DeliveryStatus::new(true));
+    let f = Fixture::with_delivery(None, Arc::clone(&delivery));
+    let answer = call(&f, Method::GET, "/v1.0/healthz", "").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.json()["errorCode"], "ERR_HEALTH_NOT_READY");
+    let outbound = call(&f, Method::GET, "/v1.0/healthz/outbound", "").await;
+    assert_eq!(outbound.status, StatusCode::NO_CONTENT);
+    delivery.started(Vec::new());
+    let answer = call(&f, Method::GET, "/v1.0/healthz", "").await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]

@@ -34,6 +34,29 @@ pub struct SubscriptionSpec {
     /// Where the subscription came from, for logs and errors (the app, or a
     /// resource file and its name).
     pub origin: String,
+    /// Declared in a resource or asked for by the app (Dapr's metadata API
+    /// reports which).
+    pub kind: SubscriptionKind,
+}
+
+/// How a subscription was made, in Dapr's metadata terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscriptionKind {
+    /// A `Subscription` resource.
+    Declarative,
+    /// The app's answer to `GET /dapr/subscribe` or `ListTopicSubscriptions`.
+    #[default]
+    Programmatic,
+}
+
+impl SubscriptionKind {
+    /// Dapr's name for it (`PubsubSubscriptionType`).
+    pub fn dapr_name(self) -> &'static str {
+        match self {
+            SubscriptionKind::Declarative => "DECLARATIVE",
+            SubscriptionKind::Programmatic => "PROGRAMMATIC",
+        }
+    }
 }
 
 impl SubscriptionSpec {
@@ -69,6 +92,16 @@ impl Routes {
             rules,
             default: given(default).or_else(|| given(route)),
         }
+    }
+
+    /// The routes as Dapr's metadata lists them: `(match, path)` per rule,
+    /// then the default as a rule with an empty `match`.
+    pub fn as_dapr_rules(&self) -> Vec<(&str, &str)> {
+        self.rules
+            .iter()
+            .map(|rule| (rule.condition.as_str(), rule.path.as_str()))
+            .chain(self.default.as_deref().map(|path| ("", path)))
+            .collect()
     }
 
     /// Whether no event could ever be routed: no rule and no default. Dapr

@@ -9,7 +9,9 @@ use super::convert::{FieldError, check_scopes, required, resource_name, scalar_t
 use super::raw::{RawBulkSubscribe, RawRoutes, RawSubscription};
 use crate::blocks::pubsub::Metadata;
 use crate::blocks::pubsub::routing;
-use crate::blocks::pubsub::subscription::{BulkSubscribe, RouteRule, Routes, SubscriptionSpec};
+use crate::blocks::pubsub::subscription::{
+    BulkSubscribe, RouteRule, Routes, SubscriptionKind, SubscriptionSpec,
+};
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,6 +54,7 @@ pub fn subscription(
                     dead_letter_topic: spec.dead_letter_topic.filter(|topic| !topic.is_empty()),
                     bulk,
                     origin: format!("{}: Subscription {name}", source.display()),
+                    kind: SubscriptionKind::Declarative,
                 },
                 name,
                 namespace: metadata.namespace.filter(|ns| !ns.is_empty()),

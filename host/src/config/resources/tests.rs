@@ -421,7 +421,9 @@ fn subscription_doc(version: &str, name: &str, spec: &str) -> String {
 
 #[test]
 fn a_v2_subscription_is_read_with_its_rules_default_and_scopes() {
-    use crate::blocks::pubsub::subscription::{BulkSubscribe, RouteRule, Routes, SubscriptionSpec};
+    use crate::blocks::pubsub::subscription::{
+        BulkSubscribe, RouteRule, Routes, SubscriptionKind, SubscriptionSpec,
+    };
     let text = subscription_doc(
         "v2alpha1",
         "inventory-sub",
@@ -489,6 +491,7 @@ scopes:
                     max_await_ms: 1000,
                 }),
                 origin: "components/file.yaml: Subscription inventory-sub".into(),
+                kind: SubscriptionKind::Declarative,
             },
             scopes: vec!["orders".into(), "billing".into()],
             source: PathBuf::from("components/file.yaml"),

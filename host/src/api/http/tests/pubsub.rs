@@ -57,6 +57,7 @@ fn context(catalog: Arc<crate::blocks::Catalog>) -> Arc<ApiContext> {
         api_token: None,
         catalog,
         publish_signals: Default::default(),
+        delivery: Default::default(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
         extended: Default::default(),
     })

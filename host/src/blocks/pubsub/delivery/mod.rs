@@ -15,11 +15,13 @@
 
 mod settle;
 pub mod startup;
+pub mod status;
 #[cfg(test)]
 mod tests;
 mod worker;
 
 pub use settle::Backoff;
+pub use status::DeliveryStatus;
 
 use super::PublishSignals;
 use super::routing::RouteTable;
@@ -27,6 +29,7 @@ use super::subscription::SubscriptionSpec;
 use crate::appchannel::AppChannel;
 use crate::blocks::Catalog;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -82,6 +85,9 @@ pub struct ActiveSubscription {
     pub spec: SubscriptionSpec,
     /// Its routes, compiled once.
     pub routes: RouteTable,
+    /// Whether its worker has tried to subscribe at the broker (readiness
+    /// waits for that first try).
+    pub subscribe_attempted: AtomicBool,
 }
 
 impl ActiveSubscription {
@@ -94,7 +100,11 @@ impl ActiveSubscription {
                 spec.origin, spec.topic, spec.pubsub_name
             )
         })?;
-        Ok(ActiveSubscription { spec, routes })
+        Ok(ActiveSubscription {
+            spec,
+            routes,
+            subscribe_attempted: AtomicBool::new(false),
+        })
     }
 }
 
@@ -105,15 +115,18 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Starts one worker per subscription. Subscriptions whose rules do not
-    /// compile are logged and skipped; the others run.
+    /// Starts one worker per subscription, reporting them to `status`.
+    /// Subscriptions whose rules do not compile are logged and skipped; the
+    /// others run.
     pub fn start(
         ctx: DeliveryContext,
         specs: Vec<SubscriptionSpec>,
         settings: DeliverySettings,
+        status: &DeliveryStatus,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut workers = JoinSet::new();
+        let mut running = Vec::with_capacity(specs.len());
         for spec in specs {
             let subscription = match ActiveSubscription::compile(spec) {
                 Ok(subscription) => subscription,
@@ -122,21 +135,13 @@ impl Delivery {
                     continue;
                 }
             };
-            tracing::info!(
-                pubsub = %subscription.spec.pubsub_name,
-                topic = %subscription.spec.topic,
-                origin = %subscription.spec.origin,
-                bulk = subscription.spec.bulk.is_some(),
-                "subscribed"
-            );
-            let worker = worker::Worker::new(
-                ctx.clone(),
-                Arc::new(subscription),
-                settings.clone(),
-                stopped.clone(),
-            );
+            let subscription = Arc::new(subscription);
+            running.push(Arc::clone(&subscription));
+            let worker =
+                worker::Worker::new(ctx.clone(), subscription, settings.clone(), stopped.clone());
             workers.spawn(worker.run());
         }
+        status.started(running);
         Delivery { stop, workers }
     }
 

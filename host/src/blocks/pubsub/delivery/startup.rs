@@ -1,7 +1,7 @@
 //! Starting delivery for an app: wait until it listens, ask for its
 //! programmatic subscriptions, add the declarative ones, start the workers.
 
-use super::{Delivery, DeliveryContext, DeliverySettings};
+use super::{Delivery, DeliveryContext, DeliverySettings, DeliveryStatus};
 use crate::appchannel::{self, AppChannelConfig};
 use crate::blocks::Catalog;
 use crate::blocks::pubsub::PublishSignals;
@@ -20,6 +20,8 @@ pub struct DeliveryPlan {
     pub declarative: Vec<SubscriptionSpec>,
     /// How delivery is paced.
     pub settings: DeliverySettings,
+    /// Where delivery reports its subscriptions and readiness.
+    pub status: Arc<DeliveryStatus>,
 }
 
 /// Waits for the app, then starts delivering to it. An app that cannot say
@@ -43,7 +45,7 @@ pub async fn start_for_app(
         app,
         signals: plan.signals,
     };
-    Ok(Delivery::start(ctx, specs, plan.settings))
+    Ok(Delivery::start(ctx, specs, plan.settings, &plan.status))
 }
 
 /// One subscription per (pub/sub, topic): the declarative one wins over the

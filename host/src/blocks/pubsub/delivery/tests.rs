@@ -23,6 +23,10 @@ struct RecordingBroker {
     acked: Mutex<Vec<String>>,
     nacked: Mutex<Vec<(String, Duration)>>,
     published: Mutex<Vec<(String, Vec<u8>)>>,
+    /// The `max` of every pull, in order.
+    pulls: Mutex<Vec<u32>>,
+    /// How many pulls for nothing (subscribes) fail before one works.
+    refused_subscribes: AtomicUsize,
 }
 
 impl RecordingBroker {
@@ -73,6 +77,15 @@ impl Broker for RecordingBroker {
         max: u32,
         _wait: Duration,
     ) -> Result<Vec<IncomingMessage>, ComponentError> {
+        self.pulls.lock().unwrap().push(max);
+        if max == 0
+            && self
+                .refused_subscribes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(ComponentError::Unavailable("the broker is down".into()));
+        }
         let mut queue = self.queue.lock().unwrap();
         let take = queue.len().min(max as usize);
         Ok(queue.drain(..take).collect())
@@ -189,6 +202,16 @@ fn start(
     spec: SubscriptionSpec,
     concurrency: usize,
 ) -> Delivery {
+    start_reporting(broker, app, spec, concurrency, &DeliveryStatus::new(true))
+}
+
+fn start_reporting(
+    broker: &Arc<RecordingBroker>,
+    app: &Arc<ScriptedApp>,
+    spec: SubscriptionSpec,
+    concurrency: usize,
+    status: &DeliveryStatus,
+) -> Delivery {
     let ctx = DeliveryContext {
         app_id: "app".into(),
         catalog: catalog_with(Arc::clone(broker)),
@@ -200,7 +223,7 @@ fn start(
         idle_poll: Duration::from_millis(5),
         ..DeliverySettings::default()
     };
-    Delivery::start(ctx, vec![spec], settings)
+    Delivery::start(ctx, vec![spec], settings, status)
 }
 
 /// Waits (bounded) until `done` holds; the bound only keeps a broken build
@@ -328,4 +351,47 @@ async fn bulk_subscriptions_deliver_batches() {
     assert_eq!(sizes.iter().sum::<usize>(), 25);
     assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
     assert_eq!(broker.acked.lock().unwrap().len(), 25);
+}
+
+#[tokio::test]
+async fn readiness_waits_until_the_worker_subscribed_at_the_broker() {
+    let status = DeliveryStatus::new(true);
+    assert!(!status.is_ready(), "not ready before delivery starts");
+    let broker = RecordingBroker::with_events(1);
+    let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
+    let delivery = start_reporting(&broker, &app, spec(None), 2, &status);
+    eventually(|| status.is_ready()).await;
+    eventually(|| broker.settled() == 1).await;
+    delivery.stop().await;
+    assert_eq!(
+        broker.pulls.lock().unwrap()[0],
+        0,
+        "the first pull subscribes"
+    );
+    let listed = status.subscriptions();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].spec.topic, "orders");
+    assert!(
+        DeliveryStatus::new(false).is_ready(),
+        "no app, nothing to wait for"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_subscribe_is_retried_without_holding_readiness_back() {
+    let status = DeliveryStatus::new(true);
+    let broker = RecordingBroker::with_events(1);
+    broker.refused_subscribes.store(2, Ordering::SeqCst);
+    let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
+    let delivery = start_reporting(&broker, &app, spec(None), 2, &status);
+    eventually(|| status.is_ready()).await;
+    eventually(|| broker.settled() == 1).await;
+    delivery.stop().await;
+    let pulls = broker.pulls.lock().unwrap().clone();
+    assert_eq!(
+        pulls[..3],
+        [0, 0, 0],
+        "two refusals, then a subscribe that works"
+    );
+    assert!(pulls[3..].iter().all(|&max| max > 0));
 }

@@ -8,6 +8,7 @@ use crate::blocks::pubsub::cloudevent;
 use crate::blocks::pubsub::{Broker, BrokerSubscription, IncomingMessage};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -61,8 +62,10 @@ impl Worker {
         }
     }
 
-    /// Pulls and delivers until stopped, then waits for the events in flight.
+    /// Subscribes, then pulls and delivers until stopped, then waits for the
+    /// events in flight.
     pub async fn run(mut self) {
+        self.subscribe().await;
         let mut in_flight = JoinSet::new();
         let mut failures: u32 = 0;
         while !*self.stopped.borrow() {
@@ -145,6 +148,51 @@ impl Worker {
                 "events still in flight after {:?}; the broker will deliver them again",
                 self.settings.drain_timeout
             );
+        }
+    }
+
+    /// Subscribes at the broker (a pull for nothing creates the group,
+    /// durable consumer or session), so what is published from now on is
+    /// kept for the app; retried until it works or the worker stops.
+    /// Readiness waits only for the first try.
+    async fn subscribe(&mut self) {
+        let mut failures: u32 = 0;
+        while !*self.stopped.borrow() {
+            let spec = &self.subscription.spec;
+            let outcome = match self.ctx.catalog.broker(&spec.pubsub_name) {
+                None => Err(format!(
+                    "no pub/sub component named `{}` is loaded",
+                    spec.pubsub_name
+                )),
+                Some(broker) => broker
+                    .pull(&self.broker_subscription, 0, Duration::ZERO)
+                    .await
+                    .map(drop)
+                    .map_err(|err| err.to_string()),
+            };
+            self.subscription
+                .subscribe_attempted
+                .store(true, Ordering::Release);
+            match outcome {
+                Ok(()) => {
+                    tracing::info!(
+                        pubsub = %spec.pubsub_name,
+                        topic = %spec.topic,
+                        origin = %spec.origin,
+                        bulk = spec.bulk.is_some(),
+                        "subscribed"
+                    );
+                    return;
+                }
+                Err(err) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(pubsub = %spec.pubsub_name, topic = %spec.topic, error = %err, failures, "cannot subscribe; retrying");
+                    }
+                    let pause = self.settings.backoff.after(failures).min(MAX_FAILURE_PAUSE);
+                    self.pause(pause).await;
+                }
+            }
         }
     }
 

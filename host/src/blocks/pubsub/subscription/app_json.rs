@@ -12,7 +12,7 @@
 //! entry without `pubsubname` or `topic` is an error naming its index, and
 //! so is a negative or out-of-range `bulkSubscribe` count.
 
-use super::{BulkSubscribe, RouteRule, Routes, SubscriptionSpec};
+use super::{BulkSubscribe, RouteRule, Routes, SubscriptionKind, SubscriptionSpec};
 use crate::blocks::pubsub::Metadata;
 use crate::blocks::pubsub::routing;
 use serde_json::{Map, Value};
@@ -102,6 +102,7 @@ impl Fields {
             dead_letter_topic,
             bulk,
             origin: ORIGIN.to_owned(),
+            kind: SubscriptionKind::Programmatic,
         })
     }
 

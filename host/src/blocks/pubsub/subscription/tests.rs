@@ -37,6 +37,7 @@ fn a_v1_answer_from_dapr_docs_with_dead_letter_bulk_and_metadata() {
                 dead_letter_topic: Some("poisonMessages".into()),
                 bulk: None,
                 origin: "app".into(),
+                kind: SubscriptionKind::Programmatic,
             },
             SubscriptionSpec {
                 pubsub_name: "order-pub-sub".into(),
@@ -53,6 +54,7 @@ fn a_v1_answer_from_dapr_docs_with_dead_letter_bulk_and_metadata() {
                     max_await_ms: 40,
                 }),
                 origin: "app".into(),
+                kind: SubscriptionKind::Programmatic,
             },
         ]
     );
