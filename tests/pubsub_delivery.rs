@@ -2,7 +2,9 @@
 //! the sidecar's HTTP API reach an HTTP app in the test through its
 //! programmatic subscriptions, and the app's answers mean what they mean in
 //! Dapr (RETRY redelivers, DROP dead-letters), with routing rules, raw
-//! payloads and bulk subscribe. Every run uses topics of its own.
+//! payloads, bulk subscribe and declarative `Subscription` resources; gRPC
+//! apps get the same through `OnTopicEvent`. Every run uses topics of its
+//! own.
 
 mod common;
 
@@ -140,6 +142,30 @@ async fn publish(
     Ok(())
 }
 
+/// Starts the sidecar of `app_id` for the app on `app_port` speaking
+/// `protocol`, and waits until it is healthy: the app's subscriptions are
+/// then in place at the broker, so nothing published from now on is lost,
+/// whatever the broker keeps for subscribers yet to come.
+async fn start_sidecar(
+    app_id: &AppId,
+    resources: &Resources,
+    app_port: u16,
+    protocol: &str,
+) -> anyhow::Result<Sidecar> {
+    let sidecar = Launch::new(app_id)
+        .resources(resources.path())
+        .args(&[
+            "--app-port",
+            &app_port.to_string(),
+            "--app-protocol",
+            protocol,
+        ])
+        .start()
+        .await?;
+    sidecar.wait_until_healthy().await?;
+    Ok(sidecar)
+}
+
 /// Waits until `route` received at least `count` events, returning them.
 async fn arrived(
     sidecar: &Sidecar,
@@ -181,6 +207,25 @@ impl Drop for Cleanup {
             }
         }
         delete_nats_streams(&self.prefix);
+        delete_rabbitmq_queues(&self.prefix);
+    }
+}
+
+/// Deletes the RabbitMQ queues named after the run's topics (the consumer
+/// group's queues and their dead-letter queues; the exchanges go with their
+/// last binding), through `rabbitmqctl` on this machine.
+fn delete_rabbitmq_queues(prefix: &str) {
+    let Ok(listed) = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "name"])
+        .output()
+    else {
+        return;
+    };
+    let names = String::from_utf8_lossy(&listed.stdout);
+    for queue in names.lines().map(str::trim).filter(|q| q.contains(prefix)) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_queue", queue])
+            .output();
     }
 }
 
@@ -250,14 +295,7 @@ async fn scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<
     let app = start_app(&prefix).await?;
     let resources = Resources::new();
     resources.builtin("pubsub", component, metadata);
-    let sidecar = Launch::new(&app_id)
-        .resources(resources.path())
-        .args(&["--app-port", &app.port.to_string()])
-        .start()
-        .await?;
-    // Healthy once the app's subscriptions are in place at the broker:
-    // from then on nothing published is lost, whatever the broker keeps.
-    sidecar.wait_until_healthy().await?;
+    let sidecar = start_sidecar(&app_id, &resources, app.port, "http").await?;
     check_listed_subscriptions(&sidecar, &prefix).await?;
     let inbox = &app.inbox;
 
@@ -400,25 +438,94 @@ async fn scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<
     Ok(())
 }
 
+/// A `Subscription` resource (v2alpha1, scoped to the app) is delivered
+/// beside the app's own subscriptions, with its routing rule, and listed as
+/// declarative; one scoped to another app is not.
 #[tokio::test]
-async fn in_memory() -> anyhow::Result<()> {
-    scenario("pubsub.in-memory", &[]).await
+async fn declarative_subscriptions_are_delivered_within_their_scopes() -> anyhow::Result<()> {
+    let app_id = AppId::new("pubsub-declared");
+    let prefix = common::unique_name("outrig-e2e");
+    let app = start_app(&prefix).await?;
+    let resources = Resources::new();
+    resources.builtin("pubsub", "pubsub.in-memory", &[]);
+    let declared = format!("{prefix}-declared");
+    let subscription = |name: &str, topic: &str, scope: &str| {
+        format!(
+            "apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: {name}
+spec:
+  pubsubname: pubsub
+  topic: {topic}
+  routes:
+    rules:
+      - match: event.data.vip == true
+        path: /vip
+    default: /declared
+scopes:
+  - {scope}
+"
+        )
+    };
+    resources.file(
+        "mine.yaml",
+        &subscription("mine", &declared, app_id.as_str()),
+    );
+    resources.file(
+        "theirs.yaml",
+        &subscription("theirs", &format!("{prefix}-theirs"), "another-app"),
+    );
+    let sidecar = start_sidecar(&app_id, &resources, app.port, "http").await?;
+    let metadata = sidecar.metadata().await?;
+    let listed = metadata["subscriptions"]
+        .as_array()
+        .context("subscriptions")?;
+    let mine = listed
+        .iter()
+        .find(|s| s["topic"] == declared.as_str())
+        .with_context(|| format!("{metadata}"))?;
+    ensure!(mine["type"] == "DECLARATIVE", "{mine}");
+    ensure!(
+        !listed
+            .iter()
+            .any(|s| s["topic"] == format!("{prefix}-theirs")),
+        "{metadata}"
+    );
+    publish(
+        &sidecar,
+        &declared,
+        "application/json",
+        r#"{"vip":true}"#,
+        "",
+    )
+    .await?;
+    publish(
+        &sidecar,
+        &declared,
+        "application/json",
+        r#"{"vip":false}"#,
+        "",
+    )
+    .await?;
+    let vip = arrived(&sidecar, &app.inbox, "/vip", 1).await?;
+    let plain = arrived(&sidecar, &app.inbox, "/declared", 1).await?;
+    ensure!(
+        vip[0]["data"]["vip"] == true && plain[0]["data"]["vip"] == false,
+        "{vip:?} {plain:?}"
+    );
+    Ok(())
 }
 
-#[tokio::test]
-async fn redis_streams() -> anyhow::Result<()> {
-    scenario("pubsub.redis", &[("redisHost", "127.0.0.1:6379")]).await
-}
+/// Clean sessions, so the broker forgets them when the sidecar goes (the
+/// persistent ones are the fault tests' concern).
+const MQTT: &[(&str, &str)] = &[("url", "tcp://127.0.0.1:1883"), ("cleanSession", "true")];
 
-#[tokio::test]
-async fn nats_jetstream() -> anyhow::Result<()> {
-    scenario("pubsub.jetstream", &[("natsURL", "nats://127.0.0.1:4222")]).await
-}
+const NATS: &[(&str, &str)] = &[("natsURL", "nats://127.0.0.1:4222")];
 
-#[tokio::test]
-async fn mqtt() -> anyhow::Result<()> {
-    scenario("pubsub.mqtt3", &[("url", "tcp://127.0.0.1:1883")]).await
-}
+const RABBITMQ: &[(&str, &str)] = &[("connectionString", "amqp://guest:guest@127.0.0.1:5672")];
+
+const REDIS: &[(&str, &str)] = &[("redisHost", "127.0.0.1:6379")];
 
 /// A gRPC app: subscribes to one topic through `ListTopicSubscriptions`
 /// and records what `OnTopicEvent` brings, asking for one retry of the
@@ -530,12 +637,7 @@ async fn grpc_scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Re
     });
     let resources = Resources::new();
     resources.builtin("pubsub", component, metadata);
-    let sidecar = Launch::new(&app_id)
-        .resources(resources.path())
-        .args(&["--app-port", &port.to_string(), "--app-protocol", "grpc"])
-        .start()
-        .await?;
-    sidecar.wait_until_healthy().await?;
+    let sidecar = start_sidecar(&app_id, &resources, port, "grpc").await?;
     publish(&sidecar, &topic, "application/json", r#"{"qty":2}"#, "").await?;
     let started = std::time::Instant::now();
     let received = loop {
@@ -570,12 +672,33 @@ async fn grpc_scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Re
     Ok(())
 }
 
-#[tokio::test]
-async fn grpc_app_in_memory() -> anyhow::Result<()> {
-    grpc_scenario("pubsub.in-memory", &[]).await
+/// One test per broker and app protocol, so that they run in parallel and
+/// a failure names both.
+macro_rules! every_broker {
+    ($($test:ident: $component:literal, $metadata:expr;)*) => {
+        mod http_app {
+            $(
+                #[tokio::test]
+                async fn $test() -> anyhow::Result<()> {
+                    super::scenario($component, $metadata).await
+                }
+            )*
+        }
+        mod grpc_app {
+            $(
+                #[tokio::test]
+                async fn $test() -> anyhow::Result<()> {
+                    super::grpc_scenario($component, $metadata).await
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test]
-async fn grpc_app_redis_streams() -> anyhow::Result<()> {
-    grpc_scenario("pubsub.redis", &[("redisHost", "127.0.0.1:6379")]).await
+every_broker! {
+    in_memory: "pubsub.in-memory", &[];
+    redis_streams: "pubsub.redis", super::REDIS;
+    nats_jetstream: "pubsub.jetstream", super::NATS;
+    mqtt: "pubsub.mqtt3", super::MQTT;
+    rabbitmq: "pubsub.rabbitmq", super::RABBITMQ;
 }
