@@ -1,8 +1,9 @@
 //! Pub/sub load harness (not a test): publish → app delivery throughput and
 //! end-to-end latency through one sidecar, per broker, beside a baseline
 //! measured in the same run: the same publishers posting straight to the
-//! app's route (no sidecar, no broker), and for Redis the broker's own
-//! throughput with a native client (XADD, then XREADGROUP + XACK).
+//! app's route (no sidecar, no broker), and for Redis and NATS the broker's
+//! own throughput with a native client (Redis: XADD, then XREADGROUP +
+//! XACK; NATS: JetStream publish, then pull consumer fetch + ack).
 //!
 //! `cargo bench --bench pubsub`; knobs: `PUBSUB_MESSAGES` (default 20000),
 //! `PUBSUB_PUBLISHERS` (concurrent publishers, default 16).
@@ -182,14 +183,37 @@ async fn through_sidecar(
         .args(&["--app-port", &port.to_string(), "--log-level", "warn"])
         .start()
         .await?;
-    // Delivery starts once the app's subscriptions are read; give it that.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Healthy once the app's subscription is in place at the broker.
+    sidecar.wait_until_healthy().await?;
     let url = format!("{}/v1.0/publish/pubsub/{topic}", sidecar.base);
     let measured = drive(component, &url, &arrivals, messages, publishers).await;
-    if component == "pubsub.redis" {
-        let _ = delete_redis_stream(&topic);
+    drop(sidecar);
+    match component {
+        "pubsub.redis" => {
+            let _ = delete_redis_stream(&topic);
+        }
+        "pubsub.jetstream" => delete_nats_stream(&topic).await,
+        "pubsub.rabbitmq" => delete_rabbitmq_queue(&format!("{}-{topic}", app_id.as_str())),
+        _ => {}
     }
     measured
+}
+
+/// Deletes the JetStream stream the component made for `topic` (named
+/// after it).
+async fn delete_nats_stream(topic: &str) {
+    if let Ok(client) = async_nats::connect(NATS_URL).await {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(topic)
+            .await;
+    }
+}
+
+/// Deletes the consumer group's queue the component made.
+fn delete_rabbitmq_queue(queue: &str) {
+    let _ = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "delete_queue", queue])
+        .output();
 }
 
 fn delete_redis_stream(key: &str) -> anyhow::Result<()> {
@@ -274,6 +298,65 @@ fn native_redis(messages: usize) -> anyhow::Result<Measured> {
     })
 }
 
+const NATS_URL: &str = "127.0.0.1:4222";
+
+/// NATS JetStream on its own, with the official async client: publish
+/// every message to a stream (acks awaited in windows of 256), then fetch
+/// them from a durable pull consumer in batches of 100, acking each.
+async fn native_nats(messages: usize) -> anyhow::Result<Measured> {
+    use async_nats::jetstream::{self, consumer::pull};
+    use futures::StreamExt as _;
+    let client = async_nats::connect(NATS_URL).await?;
+    let js = jetstream::new(client);
+    let subject = common::unique_name("outrig-bench-native");
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: subject.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await?;
+    let began = Instant::now();
+    let mut pending = Vec::with_capacity(256);
+    for n in 0..messages {
+        pending.push(js.publish(subject.clone(), n.to_string().into()).await?);
+        if pending.len() == 256 {
+            for ack in pending.drain(..) {
+                ack.await?;
+            }
+        }
+    }
+    for ack in pending {
+        ack.await?;
+    }
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("g".into()),
+            ..Default::default()
+        })
+        .await?;
+    let mut read = 0;
+    while read < messages {
+        let mut batch = consumer.fetch().max_messages(100).messages().await?;
+        while let Some(message) = batch.next().await {
+            message
+                .map_err(|err| anyhow::anyhow!("{err}"))?
+                .ack()
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            read += 1;
+        }
+    }
+    let elapsed = began.elapsed();
+    let _ = js.delete_stream(&subject).await;
+    Ok(Measured {
+        label: "NATS JetStream, native client (publish + pull/ack)".into(),
+        per_second: messages as f64 / elapsed.as_secs_f64(),
+        p50_us: 0,
+        p99_us: 0,
+    })
+}
+
 async fn run() -> anyhow::Result<()> {
     let messages = support::knob("PUBSUB_MESSAGES", 20_000) as usize;
     let publishers = support::knob("PUBSUB_PUBLISHERS", 16) as usize;
@@ -295,8 +378,25 @@ async fn run() -> anyhow::Result<()> {
             publishers,
         )
         .await?,
+        through_sidecar(
+            "pubsub.mqtt3",
+            &[("url", "tcp://127.0.0.1:1883"), ("cleanSession", "true")],
+            messages,
+            publishers,
+        )
+        .await?,
+        through_sidecar(
+            "pubsub.rabbitmq",
+            &[("connectionString", "amqp://guest:guest@127.0.0.1:5672")],
+            messages,
+            publishers,
+        )
+        .await?,
     ];
-    let native = native_redis(messages)?;
+    let natives = [
+        ("pubsub.redis", native_redis(messages)?),
+        ("pubsub.jetstream", native_nats(messages).await?),
+    ];
     println!("| path | msgs/s | vs direct | end-to-end p50 µs | p99 µs |");
     println!("|---|---:|---:|---:|---:|");
     rows.insert(0, baseline);
@@ -311,16 +411,18 @@ async fn run() -> anyhow::Result<()> {
             row.p99_us
         );
     }
-    let redis_row = rows
-        .iter()
-        .find(|r| r.label == "pubsub.redis")
-        .map_or(0.0, |r| r.per_second);
-    println!(
-        "| {} | {:.0} | (pubsub.redis end to end is {:.2} of it) | | |",
-        native.label,
-        native.per_second,
-        redis_row / native.per_second
-    );
+    for (component, native) in &natives {
+        let through = rows
+            .iter()
+            .find(|r| r.label == *component)
+            .map_or(0.0, |r| r.per_second);
+        println!(
+            "| {} | {:.0} | ({component} end to end is {:.2} of it) | | |",
+            native.label,
+            native.per_second,
+            through / native.per_second
+        );
+    }
     Ok(())
 }
 

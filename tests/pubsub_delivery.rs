@@ -67,8 +67,8 @@ struct App {
 }
 
 /// Starts the app: it records every event; `/flaky` asks for a retry the
-/// first time it sees an event, `/risky` drops everything, `/bulk` takes
-/// every entry of a batch.
+/// first time it sees an event, `/stubborn` every time, `/risky` drops
+/// everything, `/bulk` takes every entry of a batch.
 async fn start_app(prefix: &str) -> anyhow::Result<App> {
     #[derive(Clone)]
     struct AppState {
@@ -101,6 +101,7 @@ async fn start_app(prefix: &str) -> anyhow::Result<App> {
         }
         let status = match route.as_str() {
             "/flaky" if !seen_before => "RETRY",
+            "/stubborn" => "RETRY",
             "/risky" => "DROP",
             _ => "SUCCESS",
         };
@@ -513,6 +514,71 @@ scopes:
     ensure!(
         vip[0]["data"]["vip"] == true && plain[0]["data"]["vip"] == false,
         "{vip:?} {plain:?}"
+    );
+    Ok(())
+}
+
+/// A component's inbound retry policy (`Resiliency`) paces the retries of
+/// an event the app keeps refusing, and once `maxRetries` are spent the
+/// event goes to the subscription's dead-letter topic.
+#[tokio::test]
+async fn resiliency_retries_then_dead_letters() -> anyhow::Result<()> {
+    let app_id = AppId::new("pubsub-resiliency");
+    let prefix = common::unique_name("outrig-e2e");
+    let app = start_app(&prefix).await?;
+    let resources = Resources::new();
+    resources.builtin("pubsub", "pubsub.in-memory", &[]);
+    let stubborn = format!("{prefix}-stubborn");
+    resources.file(
+        "stubborn.yaml",
+        &format!(
+            "apiVersion: dapr.io/v1alpha1
+kind: Subscription
+metadata:
+  name: stubborn
+spec:
+  pubsubname: pubsub
+  topic: {stubborn}
+  route: /stubborn
+  deadLetterTopic: {prefix}-dead
+"
+        ),
+    );
+    resources.file(
+        "resiliency.yaml",
+        "apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: retries
+spec:
+  policies:
+    retries:
+      twice:
+        policy: constant
+        duration: 20ms
+        maxRetries: 2
+  targets:
+    components:
+      pubsub:
+        inbound:
+          retry: twice
+",
+    );
+    let sidecar = start_sidecar(&app_id, &resources, app.port, "http").await?;
+    publish(
+        &sidecar,
+        &stubborn,
+        "application/json",
+        r#"{"no":"way"}"#,
+        "",
+    )
+    .await?;
+    let dead = arrived(&sidecar, &app.inbox, "/dead", 1).await?;
+    let tries = app.inbox.on("/stubborn");
+    ensure!(
+        tries.len() == 3 && tries.iter().all(|e| e["id"] == dead[0]["id"]),
+        "the first delivery and two retries, then the dead letter: {tries:?} {dead:?}; outrig's output:\n{}",
+        sidecar.logs()
     );
     Ok(())
 }

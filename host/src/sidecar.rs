@@ -135,6 +135,12 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
     let declarative = source
         .subscriptions()
         .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let retries = source
+        .inbound_retries()
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    if !retries.is_empty() {
+        tracing::info!(components = ?retries.keys().collect::<Vec<_>>(), "inbound retry policies (Resiliency)");
+    }
     let reloader = Arc::new(Reloader::new(host, base, source, Arc::clone(&catalog)));
     reloader.load_initial(resources).await;
     let signals = Arc::new(PublishSignals::default());
@@ -152,6 +158,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
                 catalog: Arc::clone(&catalog),
                 signals: Arc::clone(&signals),
                 declarative,
+                retries,
                 settings: DeliverySettings::default(),
                 status: Arc::clone(&delivery_status),
             },

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod error;
 pub mod pubsub;
+pub mod resiliency;
 pub mod state;
 
 pub use catalog::Catalog;

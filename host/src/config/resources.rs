@@ -4,10 +4,10 @@
 //! directory (not recursively, in name order); [`parse_str`] reads one file's
 //! text. A file may hold several documents separated by `---`. Documents of
 //! `kind: Component` (`apiVersion: dapr.io/v1alpha1`) become
-//! [`ComponentResource`]s, and documents of `kind: Subscription`
-//! (`dapr.io/v1alpha1` or `dapr.io/v2alpha1`) [`SubscriptionResource`]s;
-//! other kinds (`Resiliency`, `Configuration`, …) are skipped for now, with
-//! a debug log.
+//! [`ComponentResource`]s, documents of `kind: Subscription`
+//! (`dapr.io/v1alpha1` or `dapr.io/v2alpha1`) [`SubscriptionResource`]s,
+//! and documents of `kind: Resiliency` [`ResiliencyResource`]s; other kinds
+//! (`Configuration`, …) are skipped for now, with a debug log.
 //!
 //! Errors never stop at the first: every problem of every file is collected
 //! into [`LoadErrors`], one line each, naming the file and the field
@@ -30,15 +30,17 @@
 
 mod convert;
 mod raw;
+mod resiliency;
 mod schema;
 mod subscription;
 #[cfg(test)]
 mod tests;
 
 use crate::blocks::pubsub::subscription::SubscriptionSpec;
+use crate::blocks::resiliency::RetryPolicy;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -143,6 +145,22 @@ pub struct SubscriptionResource {
     pub source: PathBuf,
 }
 
+/// One `kind: Resiliency` document, as far as Outrig applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResiliencyResource {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, if given.
+    pub namespace: Option<String>,
+    /// `spec.targets.components.<name>.inbound.retry`, resolved: how events
+    /// of pub/sub component `<name>` the app asked to retry are retried.
+    pub inbound_retries: BTreeMap<String, RetryPolicy>,
+    /// `scopes`: app ids it applies to; empty means all.
+    pub scopes: Vec<String>,
+    /// The file the document came from, for error messages.
+    pub source: PathBuf,
+}
+
 /// The only `apiVersion` of `Component` documents Dapr defines.
 pub const COMPONENT_API_VERSION: &str = "dapr.io/v1alpha1";
 
@@ -154,7 +172,7 @@ pub const SUBSCRIPTION_V1_API_VERSION: &str = "dapr.io/v1alpha1";
 pub const SUBSCRIPTION_V2_API_VERSION: &str = "dapr.io/v2alpha1";
 
 /// Resource kinds Dapr defines that Outrig does not load yet; skipped quietly.
-const OTHER_DAPR_KINDS: [&str; 3] = ["Resiliency", "Configuration", "HTTPEndpoint"];
+const OTHER_DAPR_KINDS: [&str; 2] = ["Configuration", "HTTPEndpoint"];
 
 /// One problem in a resource file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +237,8 @@ pub struct LoadReport {
     pub components: Vec<ComponentResource>,
     /// The `Subscription` documents, in file order then document order.
     pub subscriptions: Vec<SubscriptionResource>,
+    /// The `Resiliency` documents, in file order then document order.
+    pub resiliencies: Vec<ResiliencyResource>,
     /// Fields no part of Outrig reads (e.g. for `outrig components validate`).
     pub unknown_fields: Vec<UnknownField>,
 }
@@ -285,6 +305,7 @@ pub fn scan_dir(dir: &Path) -> Result<DirScan, LoadErrors> {
             Ok(mut found) => {
                 scan.report.components.append(&mut found.components);
                 scan.report.subscriptions.append(&mut found.subscriptions);
+                scan.report.resiliencies.append(&mut found.resiliencies);
                 scan.report.unknown_fields.append(&mut found.unknown_fields);
             }
             Err(LoadErrors(mut found)) => scan.errors.0.append(&mut found),
@@ -294,6 +315,8 @@ pub fn scan_dir(dir: &Path) -> Result<DirScan, LoadErrors> {
     scan.report.components = without_duplicates(components, &mut scan.errors);
     let subscriptions = std::mem::take(&mut scan.report.subscriptions);
     scan.report.subscriptions = without_duplicates(subscriptions, &mut scan.errors);
+    let resiliencies = std::mem::take(&mut scan.report.resiliencies);
+    scan.report.resiliencies = without_duplicates(resiliencies, &mut scan.errors);
     Ok(scan)
 }
 
@@ -392,6 +415,19 @@ pub fn parse_str_report(text: &str, source: &Path) -> Result<LoadReport, LoadErr
                 }
                 schema::unknown_subscription_fields(value, v2)
             }
+            Kind::Resiliency => {
+                match raw::RawResiliency::deserialize(typed) {
+                    Ok(raw) => match resiliency::resiliency(raw, source) {
+                        Ok(found) => report.resiliencies.push(found),
+                        Err(found) => errors.extend(field_errors(found)),
+                    },
+                    Err(yaml) => {
+                        errors.push(error(document, None, yaml.to_string()));
+                        continue;
+                    }
+                }
+                schema::unknown_resiliency_fields(value)
+            }
         };
         report
             .unknown_fields
@@ -403,6 +439,7 @@ pub fn parse_str_report(text: &str, source: &Path) -> Result<LoadReport, LoadErr
     }
     errors.extend(duplicate_names(&report.components));
     errors.extend(duplicate_names(&report.subscriptions));
+    errors.extend(duplicate_names(&report.resiliencies));
     if errors.is_empty() {
         Ok(report)
     } else {
@@ -453,6 +490,8 @@ enum Kind {
     Component,
     /// `kind: Subscription`.
     Subscription,
+    /// `kind: Resiliency`.
+    Resiliency,
     /// Another kind, skipped.
     Other(String),
     /// Not a resource at all: (field, message).
@@ -469,6 +508,7 @@ fn document_kind(value: &Value) -> Kind {
     match mapping.get("kind") {
         Some(Value::String(kind)) if kind == "Component" => Kind::Component,
         Some(Value::String(kind)) if kind == "Subscription" => Kind::Subscription,
+        Some(Value::String(kind)) if kind == "Resiliency" => Kind::Resiliency,
         Some(Value::String(kind)) => Kind::Other(kind.clone()),
         Some(_) => Kind::Invalid("kind", "not a string".into()),
         None => Kind::Invalid("kind", "missing".into()),
@@ -509,6 +549,16 @@ trait Named {
 
 impl Named for ComponentResource {
     const KIND: &'static str = "component";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+impl Named for ResiliencyResource {
+    const KIND: &'static str = "resiliency";
     fn name(&self) -> &str {
         &self.name
     }

@@ -5,6 +5,7 @@
 
 use super::diff::Desired;
 use crate::blocks::pubsub::subscription::SubscriptionSpec;
+use crate::blocks::resiliency::RetryPolicy;
 use crate::config::resources::{
     self, ComponentResource, LoadErrors, MetadataEntry, MetadataValue, SubscriptionResource,
 };
@@ -122,6 +123,22 @@ impl ResourceSource {
         }
     }
 
+    /// Each pub/sub component's inbound retry policy, from the `Resiliency`
+    /// resources whose scopes admit this app (a later file wins for the
+    /// same component); none for the embedded defaults. Errors fail the
+    /// read, as [`ResourceSource::subscriptions`] does.
+    pub fn inbound_retries(&self) -> Result<BTreeMap<String, RetryPolicy>, LoadErrors> {
+        match self {
+            ResourceSource::Directory { dir, app_id } => Ok(resources::load_dir_report(dir)?
+                .resiliencies
+                .into_iter()
+                .filter(|resource| admits(&resource.scopes, app_id))
+                .flat_map(|resource| resource.inbound_retries)
+                .collect()),
+            ResourceSource::Embedded(_) => Ok(BTreeMap::new()),
+        }
+    }
+
     /// [`ResourceSource::subscriptions`] for a reload: those of the files
     /// that parse (a broken file's errors are reported by
     /// [`ResourceSource::scan`]); fails only when the directory cannot be read.
@@ -136,6 +153,11 @@ impl ResourceSource {
     }
 }
 
+/// Whether a resource with `scopes` applies to `app_id` (no scopes: to all).
+fn admits(scopes: &[String], app_id: &str) -> bool {
+    scopes.is_empty() || scopes.iter().any(|s| s == app_id)
+}
+
 /// The specs of the subscriptions whose `scopes` admit `app_id`.
 fn subscriptions_in_scope(
     subscriptions: Vec<SubscriptionResource>,
@@ -144,8 +166,7 @@ fn subscriptions_in_scope(
     subscriptions
         .into_iter()
         .filter_map(|resource| {
-            let admitted =
-                resource.scopes.is_empty() || resource.scopes.iter().any(|s| s == app_id);
+            let admitted = admits(&resource.scopes, app_id);
             if !admitted {
                 tracing::info!(subscription = %resource.name, "skipped: app id not in its scopes");
             }

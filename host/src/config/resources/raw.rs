@@ -1,4 +1,4 @@
-//! The shape of `Component` and `Subscription` documents as serde reads
+//! The shape of `Component`, `Subscription` and `Resiliency` documents as serde reads
 //! them: every field optional, so that a missing field becomes a message
 //! naming it rather than serde's first-error-wins failure. Unknown fields
 //! are ignored here and reported by [`super::schema`].
@@ -161,4 +161,67 @@ pub struct RawBulkSubscribe {
     pub max_messages_count: Option<i64>,
     #[serde(default, rename = "maxAwaitDurationMs")]
     pub max_await_duration_ms: Option<i64>,
+}
+
+/// A whole `kind: Resiliency` document. Only what Outrig applies is read
+/// (retry policies and the component targets' `inbound` retry); the
+/// schema knows the rest of Dapr's fields, so they are not reported.
+#[derive(Deserialize, Default)]
+pub struct RawResiliency {
+    #[serde(default)]
+    pub metadata: Option<RawObjectMeta>,
+    #[serde(default)]
+    pub spec: Option<RawResiliencySpec>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A resiliency's `spec`.
+#[derive(Deserialize, Default)]
+pub struct RawResiliencySpec {
+    #[serde(default)]
+    pub policies: Option<RawPolicies>,
+    #[serde(default)]
+    pub targets: Option<RawTargets>,
+}
+
+/// `spec.policies`.
+#[derive(Deserialize, Default)]
+pub struct RawPolicies {
+    #[serde(default)]
+    pub retries: Option<BTreeMap<String, RawRetry>>,
+}
+
+/// One `spec.policies.retries` entry; durations are Go's (`5s`, `500ms`).
+#[derive(Deserialize, Default)]
+pub struct RawRetry {
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub duration: Option<Value>,
+    #[serde(default, rename = "maxInterval")]
+    pub max_interval: Option<Value>,
+    #[serde(default, rename = "maxRetries")]
+    pub max_retries: Option<i64>,
+}
+
+/// `spec.targets`.
+#[derive(Deserialize, Default)]
+pub struct RawTargets {
+    #[serde(default)]
+    pub components: Option<BTreeMap<String, RawComponentTarget>>,
+}
+
+/// One `spec.targets.components` entry.
+#[derive(Deserialize, Default)]
+pub struct RawComponentTarget {
+    #[serde(default)]
+    pub inbound: Option<RawTargetPolicies>,
+}
+
+/// The policies a target names, by policy name.
+#[derive(Deserialize, Default)]
+pub struct RawTargetPolicies {
+    #[serde(default)]
+    pub retry: Option<String>,
 }

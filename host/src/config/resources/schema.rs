@@ -1,4 +1,4 @@
-//! Which fields a `Component` or `Subscription` document may have, to find
+//! Which fields a `Component`, `Subscription` or `Resiliency` document may have, to find
 //! the ones Outrig does not know. Those are reported (and logged), never dropped silently: a
 //! misspelt `secretKeyRf` should not quietly mean "no secret".
 
@@ -105,6 +105,36 @@ static SUBSCRIPTION: Shape = Shape::Map(&[
     ("scopes", Shape::Leaf),
 ]);
 
+/// Dapr's `Resiliency`: the policies and targets inside are not checked
+/// field by field (only retries and components' inbound retry are applied).
+static RESILIENCY: Shape = Shape::Map(&[
+    ("apiVersion", Shape::Leaf),
+    ("kind", Shape::Leaf),
+    ("metadata", OBJECT_META),
+    (
+        "spec",
+        Shape::Map(&[
+            (
+                "policies",
+                Shape::Map(&[
+                    ("timeouts", Shape::Leaf),
+                    ("retries", Shape::Leaf),
+                    ("circuitBreakers", Shape::Leaf),
+                ]),
+            ),
+            (
+                "targets",
+                Shape::Map(&[
+                    ("apps", Shape::Leaf),
+                    ("actors", Shape::Leaf),
+                    ("components", Shape::Leaf),
+                ]),
+            ),
+        ]),
+    ),
+    ("scopes", Shape::Leaf),
+]);
+
 /// v1alpha1's single route.
 const V1_ROUTE: &str = "route";
 
@@ -126,6 +156,11 @@ pub fn unknown_subscription_fields(document: &Value, v2: bool) -> Vec<(String, S
         found.push((format!("spec.{other}"), yaml_text(value)));
     }
     found
+}
+
+/// The fields of a `Resiliency` document Outrig does not know.
+pub fn unknown_resiliency_fields(document: &Value) -> Vec<(String, String)> {
+    unknown_fields(document, &RESILIENCY)
 }
 
 fn unknown_fields(document: &Value, shape: &Shape) -> Vec<(String, String)> {

@@ -740,3 +740,97 @@ fn a_broken_subscription_fails_its_file_like_a_broken_component() {
         vec!["components/file.yaml (document 2): spec.route: missing"]
     );
 }
+
+/// A `Resiliency` document with `spec` given as indented YAML lines.
+fn resiliency_doc(spec: &str) -> String {
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: policy\nspec:\n{spec}scopes:\n  - checkout\n"
+    )
+}
+
+#[test]
+fn a_resiliency_gives_each_component_its_inbound_retry_policy() {
+    use crate::blocks::resiliency::{RetryBackoff, RetryPolicy};
+    use std::time::Duration;
+    let text = resiliency_doc(
+        r#"  policies:
+    timeouts:
+      general: 5s
+    retries:
+      quick:
+        policy: constant
+        duration: 50ms
+        maxRetries: 3
+      patient:
+        policy: exponential
+        maxInterval: 1m30s
+    circuitBreakers:
+      cb:
+        maxRequests: 1
+  targets:
+    apps:
+      other:
+        retry: quick
+    components:
+      orders-pubsub:
+        inbound:
+          retry: quick
+        outbound:
+          retry: patient
+      events:
+        inbound:
+          retry: patient
+"#,
+    );
+    let report = parse(&text).unwrap();
+    assert!(
+        report.unknown_fields.is_empty(),
+        "{:?}",
+        report.unknown_fields
+    );
+    let resource = &report.resiliencies[0];
+    assert_eq!(resource.name, "policy");
+    assert_eq!(resource.scopes, ["checkout"]);
+    assert_eq!(
+        resource.inbound_retries.get("orders-pubsub"),
+        Some(&RetryPolicy {
+            backoff: RetryBackoff::Constant(Duration::from_millis(50)),
+            max_retries: Some(3),
+        })
+    );
+    assert_eq!(
+        resource.inbound_retries.get("events"),
+        Some(&RetryPolicy {
+            backoff: RetryBackoff::Exponential(Duration::from_secs(90)),
+            max_retries: None,
+        })
+    );
+}
+
+#[test]
+fn resiliency_errors_name_their_fields() {
+    let text = resiliency_doc(
+        r#"  policies:
+    retries:
+      odd:
+        policy: linear
+      slow:
+        duration: soon
+        maxRetries: -5
+  targets:
+    components:
+      pubsub:
+        inbound:
+          retry: missing
+"#,
+    );
+    assert_eq!(
+        error_fields(&text),
+        [
+            "spec.policies.retries.odd.policy",
+            "spec.policies.retries.slow.duration",
+            "spec.policies.retries.slow.maxRetries",
+            "spec.targets.components.pubsub.inbound.retry",
+        ]
+    );
+}

@@ -28,6 +28,8 @@ use super::routing::RouteTable;
 use super::subscription::SubscriptionSpec;
 use crate::appchannel::AppChannel;
 use crate::blocks::Catalog;
+use crate::blocks::resiliency::RetryPolicy;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -46,6 +48,8 @@ pub struct DeliveryContext {
     pub app: Arc<dyn AppChannel>,
     /// Wakes a worker when this sidecar publishes to its topic.
     pub signals: Arc<PublishSignals>,
+    /// Each pub/sub component's inbound resiliency retry policy, by name.
+    pub retries: Arc<BTreeMap<String, RetryPolicy>>,
 }
 
 /// How delivery is paced.

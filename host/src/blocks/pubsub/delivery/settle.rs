@@ -3,6 +3,7 @@
 
 use crate::appchannel::events::Verdict;
 use crate::blocks::pubsub::{Broker, IncomingMessage, OutgoingMessage};
+use crate::blocks::resiliency::RetryPolicy;
 use std::time::Duration;
 
 /// When an event is delivered again after the app asked for a retry: the
@@ -43,17 +44,29 @@ pub enum Settlement {
     DeadLetter(String),
 }
 
-/// The settlement of the app's `verdict` on delivery `attempt`.
+/// The settlement of the app's `verdict` on delivery `attempt`, as Dapr
+/// settles it: a retry is paced by the pub/sub component's inbound
+/// resiliency `retry` policy while it allows one; once it does not (or
+/// there is none), a subscription with a dead-letter topic sends the event
+/// there, and one without leaves it to the broker to deliver again (after
+/// `backoff`, so a failing app is not hammered).
 pub fn settlement(
     verdict: Verdict,
     attempt: u32,
     dead_letter_topic: Option<&str>,
+    retry: Option<&RetryPolicy>,
     backoff: &Backoff,
 ) -> Settlement {
     match verdict {
         Verdict::Success => Settlement::Ack,
-        Verdict::Retry => Settlement::Nack(backoff.after(attempt)),
         Verdict::Drop => dropped(dead_letter_topic),
+        Verdict::Retry => match (retry, dead_letter_topic) {
+            (Some(policy), _) if policy.allows_retry_after(attempt) => {
+                Settlement::Nack(policy.delay(attempt))
+            }
+            (_, Some(topic)) => Settlement::DeadLetter(topic.to_owned()),
+            (_, None) => Settlement::Nack(backoff.after(attempt)),
+        },
     }
 }
 
@@ -110,6 +123,7 @@ pub async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::resiliency::RetryBackoff;
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
@@ -127,20 +141,42 @@ mod tests {
     fn verdicts_settle_as_in_dapr() {
         let backoff = Backoff::default();
         assert_eq!(
-            settlement(Verdict::Success, 3, Some("dlq"), &backoff),
+            settlement(Verdict::Success, 3, Some("dlq"), None, &backoff),
             Settlement::Ack
         );
         assert_eq!(
-            settlement(Verdict::Retry, 2, Some("dlq"), &backoff),
+            settlement(Verdict::Retry, 2, None, None, &backoff),
             Settlement::Nack(Duration::from_millis(200))
         );
         assert_eq!(
-            settlement(Verdict::Drop, 1, Some("dlq"), &backoff),
+            settlement(Verdict::Drop, 1, Some("dlq"), None, &backoff),
             Settlement::DeadLetter("dlq".into())
         );
         assert_eq!(
-            settlement(Verdict::Drop, 1, None, &backoff),
+            settlement(Verdict::Drop, 1, None, None, &backoff),
             Settlement::Ack
+        );
+    }
+
+    #[test]
+    fn retries_follow_the_policy_then_dead_letter_or_fall_back_to_the_broker() {
+        let backoff = Backoff::default();
+        let policy = RetryPolicy {
+            backoff: RetryBackoff::Constant(Duration::from_millis(30)),
+            max_retries: Some(2),
+        };
+        let retry =
+            |attempt, dlq| settlement(Verdict::Retry, attempt, dlq, Some(&policy), &backoff);
+        assert_eq!(
+            retry(2, Some("dlq")),
+            Settlement::Nack(Duration::from_millis(30))
+        );
+        assert_eq!(retry(3, Some("dlq")), Settlement::DeadLetter("dlq".into()));
+        assert_eq!(retry(3, None), Settlement::Nack(backoff.after(3)));
+        // Without a policy, a failed event goes to the dead-letter topic at once.
+        assert_eq!(
+            settlement(Verdict::Retry, 1, Some("dlq"), None, &backoff),
+            Settlement::DeadLetter("dlq".into())
         );
     }
 }

@@ -6,6 +6,8 @@ use crate::appchannel::{self, AppChannelConfig};
 use crate::blocks::Catalog;
 use crate::blocks::pubsub::PublishSignals;
 use crate::blocks::pubsub::subscription::SubscriptionSpec;
+use crate::blocks::resiliency::RetryPolicy;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What delivery needs besides the app channel.
@@ -18,6 +20,8 @@ pub struct DeliveryPlan {
     pub signals: Arc<PublishSignals>,
     /// The declarative subscriptions in scope for this app.
     pub declarative: Vec<SubscriptionSpec>,
+    /// Each pub/sub component's inbound retry policy (`Resiliency`).
+    pub retries: BTreeMap<String, RetryPolicy>,
     /// How delivery is paced.
     pub settings: DeliverySettings,
     /// Where delivery reports its subscriptions and readiness.
@@ -44,6 +48,7 @@ pub async fn start_for_app(
         catalog: plan.catalog,
         app,
         signals: plan.signals,
+        retries: Arc::new(plan.retries),
     };
     Ok(Delivery::start(ctx, specs, plan.settings, &plan.status))
 }

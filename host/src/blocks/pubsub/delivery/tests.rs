@@ -217,6 +217,7 @@ fn start_reporting(
         catalog: catalog_with(Arc::clone(broker)),
         app: Arc::clone(app) as Arc<dyn AppChannel>,
         signals: Arc::new(PublishSignals::default()),
+        retries: Default::default(),
     };
     let settings = DeliverySettings {
         concurrency,
@@ -257,7 +258,7 @@ async fn success_acks_every_event_and_nothing_else() {
 async fn retry_nacks_with_the_backoff_of_the_attempt() {
     let broker = RecordingBroker::with_events(3);
     let app = ScriptedApp::new(Verdict::Retry, Duration::ZERO);
-    let delivery = start(&broker, &app, spec(Some("dead")), 8);
+    let delivery = start(&broker, &app, spec(None), 8);
     eventually(|| broker.settled() == 3).await;
     delivery.stop().await;
     assert!(broker.acked.lock().unwrap().is_empty());

@@ -292,6 +292,7 @@ async fn deliver_one(
                 verdict,
                 message.attempt,
                 spec.dead_letter_topic.as_deref(),
+                ctx.retries.get(&spec.pubsub_name),
                 backoff,
             )
         }
@@ -346,6 +347,7 @@ async fn deliver_batch(
                 verdict,
                 message.attempt,
                 spec.dead_letter_topic.as_deref(),
+                ctx.retries.get(&spec.pubsub_name),
                 backoff,
             );
             settle(broker.as_ref(), message, settlement, backoff).await;
