@@ -207,7 +207,12 @@ impl Drop for Cleanup {
                 let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query(&mut redis);
             }
         }
-        delete_nats_streams(&self.prefix);
+        // JetStream streams are named after the topics.
+        let streams: Vec<String> = ["orders", "flaky", "risky", "dead", "raw", "bulk"]
+            .iter()
+            .map(|topic| format!("{}-{topic}", self.prefix))
+            .collect();
+        common::delete_nats_streams(&streams);
         delete_rabbitmq_queues(&self.prefix);
     }
 }
@@ -228,26 +233,6 @@ fn delete_rabbitmq_queues(prefix: &str) {
             .args(["-q", "delete_queue", queue])
             .output();
     }
-}
-
-/// Asks JetStream to delete the streams the run's topics created (named
-/// after the topics), over the NATS text protocol.
-fn delete_nats_streams(prefix: &str) {
-    use std::io::Write as _;
-    let Ok(mut nats) = std::net::TcpStream::connect("127.0.0.1:4222") else {
-        return;
-    };
-    let mut commands = String::from("CONNECT {\"verbose\":false}\r\n");
-    for topic in ["orders", "flaky", "risky", "dead", "raw", "bulk"] {
-        commands.push_str(&format!(
-            "PUB $JS.API.STREAM.DELETE.{prefix}-{topic} 0\r\n\r\n"
-        ));
-    }
-    commands.push_str("PING\r\n");
-    let _ = nats.write_all(commands.as_bytes());
-    let _ = nats.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut pong = [0u8; 512];
-    let _ = std::io::Read::read(&mut nats, &mut pong);
 }
 
 /// The metadata API lists the app's subscriptions as Dapr's does: routes
@@ -587,7 +572,7 @@ spec:
 /// persistent ones are the fault tests' concern).
 const MQTT: &[(&str, &str)] = &[("url", "tcp://127.0.0.1:1883"), ("cleanSession", "true")];
 
-const NATS: &[(&str, &str)] = &[("natsURL", "nats://127.0.0.1:4222")];
+const NATS: &[(&str, &str)] = &[("natsURL", common::NATS_URL)];
 
 const RABBITMQ: &[(&str, &str)] = &[("connectionString", "amqp://guest:guest@127.0.0.1:5672")];
 

@@ -7,13 +7,14 @@
 
 mod common;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use common::{AppId, Launch, REDIS_HOST, Resources, Sidecar, unique_name};
 use outrig::api::grpc::proto::runtime::{self, dapr_client::DaprClient};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -37,6 +38,15 @@ async fn start(app: &AppId) -> anyhow::Result<(Sidecar, DaprClient<Channel>, Res
     let resources = Resources::new();
     resources.builtin(REDIS_PUBSUB, "pubsub.redis", &[("redisHost", REDIS_HOST)]);
     resources.builtin("pubsub", "pubsub.in-memory", &[]);
+    let (sidecar, client) = serve(app, &resources).await?;
+    Ok((sidecar, client, resources))
+}
+
+/// A sidecar serving the components in `resources`, and a gRPC client of it.
+async fn serve(
+    app: &AppId,
+    resources: &Resources,
+) -> anyhow::Result<(Sidecar, DaprClient<Channel>)> {
     let grpc_port = common::free_port()?;
     let sidecar = Launch::new(app)
         .resources(resources.path())
@@ -46,7 +56,7 @@ async fn start(app: &AppId) -> anyhow::Result<(Sidecar, DaprClient<Channel>, Res
     let client = DaprClient::connect(format!("http://127.0.0.1:{grpc_port}"))
         .await
         .context("connecting to the gRPC API")?;
-    Ok((sidecar, client, resources))
+    Ok((sidecar, client))
 }
 
 /// The `data` field of every entry of stream `topic`, in order.
@@ -226,5 +236,210 @@ async fn grpc_publishes_are_stored_in_redis_as_cloudevents() -> anyhow::Result<(
         .context("publishing to an unknown pubsub must fail")?;
     ensure!(status.code() == tonic::Code::InvalidArgument, "{status:?}");
     ensure!(stored_events(&topic)?.len() == 1, "nothing more was stored");
+    Ok(())
+}
+
+/// The NATS pub/sub component's name in the bad-input test.
+const NATS_PUBSUB: &str = "nats-pubsub";
+
+/// The HTTP and gRPC request size limit (Dapr's default `--max-body-size`).
+const LIMIT: usize = 4 * 1024 * 1024;
+
+/// How Dapr says that a publish to `pubsub` names no topic.
+const NO_TOPIC: &str = "topic is empty in pubsub pubsub";
+
+/// How the NATS component refuses a message over the server's default limit.
+const MAX_PAYLOAD: &str = "over the NATS server's max_payload of 1048576 bytes";
+
+/// Deletes the JetStream streams (named after the topics) when dropped.
+struct NatsStreams(Vec<String>);
+
+impl Drop for NatsStreams {
+    fn drop(&mut self) {
+        common::delete_nats_streams(&self.0);
+    }
+}
+
+/// One bad HTTP publish and Dapr's answer to it.
+struct BadPublish {
+    path: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+    /// What the `message` must contain to say why.
+    because: String,
+}
+
+/// One bad gRPC publish and Dapr's answer to it.
+struct BadGrpcPublish {
+    what: &'static str,
+    request: runtime::PublishEventRequest,
+    code: tonic::Code,
+    /// The `google.rpc.ErrorInfo` reason; `None` where the gRPC server
+    /// refuses the call before Outrig's code sees it.
+    reason: Option<&'static str>,
+    because: String,
+}
+
+fn grpc_publish(
+    pubsub: &str,
+    topic: &str,
+    data: Vec<u8>,
+    content_type: &str,
+) -> runtime::PublishEventRequest {
+    runtime::PublishEventRequest {
+        pubsub_name: pubsub.into(),
+        topic: topic.into(),
+        data,
+        data_content_type: content_type.into(),
+        metadata: HashMap::new(),
+    }
+}
+
+/// The bad HTTP publishes to `topic`, one per line.
+#[rustfmt::skip]
+fn bad_http_publishes(topic: &str) -> Vec<BadPublish> {
+    let bad = |path: String, content_type, body: &[u8], status, code, because: &str| BadPublish {
+        path, content_type, body: body.to_vec(), status, code, because: because.to_owned(),
+    };
+    let (json, cloudevent) = ("application/json", "application/cloudevents+json");
+    let (no_topic, too_large) = (NO_TOPIC, "the body is larger than the limit of 4194304 bytes");
+    let single = format!("/v1.0/publish/pubsub/{topic}");
+    let over_limit = vec![b'x'; LIMIT + 1];
+    vec![
+        bad("/v1.0/publish/pubsub/".into(), json, b"{}", 404, "ERR_TOPIC_NAME_EMPTY", no_topic),
+        bad("/v1.0/publish/pubsub".into(), json, b"{}", 404, "ERR_TOPIC_NAME_EMPTY", no_topic),
+        bad("/v1.0-alpha1/publish/bulk/pubsub/".into(), json, b"[]", 404, "ERR_TOPIC_NAME_EMPTY", no_topic),
+        // Dapr answers 500 for an event it cannot make a CloudEvent of.
+        bad(single.clone(), cloudevent, br#"{"specversion": "1.0", "id": "#, 500,
+            "ERR_PUBSUB_CLOUD_EVENTS_SER", "cannot create cloudevent: the event is not valid JSON"),
+        bad(single.clone(), cloudevent, b"[1, 2]", 500,
+            "ERR_PUBSUB_CLOUD_EVENTS_SER", "cannot create cloudevent: the event is not a JSON object"),
+        bad(single, "text/plain", &over_limit, 413, "ERR_BODY_READ", too_large),
+        bad(format!("/v1.0-alpha1/publish/bulk/pubsub/{topic}"), json, &over_limit, 413, "ERR_BODY_READ", too_large),
+        bad(format!("/v1.0/publish/{NATS_PUBSUB}/{topic}"), "text/plain", &vec![b'x'; 2 << 20], 500,
+            "ERR_PUBSUB_PUBLISH_MESSAGE", MAX_PAYLOAD),
+    ]
+}
+
+/// Publishes a well-behaved app would not send, over both APIs: no topic,
+/// a malformed CloudEvent, a message over the 4 MiB limit, and one over
+/// what the broker takes (NATS' `max_payload`, 1 MiB by default). Each is
+/// refused with Dapr's error and a message that says why, promptly, and
+/// the sidecar and the broker connection serve on.
+#[tokio::test]
+async fn bad_publishes_are_refused_with_daprs_errors() -> anyhow::Result<()> {
+    let app = AppId::new("pub-bad");
+    let resources = Resources::new();
+    resources.builtin("pubsub", "pubsub.in-memory", &[]);
+    resources.builtin(
+        NATS_PUBSUB,
+        "pubsub.jetstream",
+        &[("natsURL", common::NATS_URL)],
+    );
+    let (sidecar, mut client) = serve(&app, &resources).await?;
+    let topic = unique_name("e2e-bad");
+    let _streams = NatsStreams(vec![topic.clone()]);
+    for case in bad_http_publishes(&topic) {
+        let what = format!("POST {} ({} bytes)", case.path, case.body.len());
+        let request = sidecar
+            .request(Method::POST, &case.path)
+            .header("content-type", case.content_type)
+            .body(case.body);
+        let reply = sidecar.send(&what, request).await?;
+        reply.ensure_error(case.status, case.code)?;
+        let message = reply.error_message().unwrap_or_default();
+        ensure!(
+            message.contains(&case.because),
+            "{}",
+            reply.describe(&format!("the message should say `{}`", case.because))
+        );
+    }
+
+    let over_limit_request = grpc_publish("pubsub", &topic, vec![b'x'; LIMIT + 1], "text/plain");
+    let over_limit_size = prost::Message::encoded_len(&over_limit_request);
+    let grpc_cases = [
+        BadGrpcPublish {
+            what: "no topic",
+            request: grpc_publish("pubsub", "", b"x".to_vec(), "text/plain"),
+            code: tonic::Code::InvalidArgument,
+            reason: Some("DAPR_PUBSUB_TOPIC_NAME_EMPTY"),
+            because: NO_TOPIC.into(),
+        },
+        BadGrpcPublish {
+            what: "a malformed CloudEvent",
+            request: grpc_publish(
+                "pubsub",
+                &topic,
+                br#"{"id": "#.to_vec(),
+                "application/cloudevents+json",
+            ),
+            code: tonic::Code::InvalidArgument,
+            reason: Some("DAPR_PUBSUB_CLOUD_EVENT_CREATION"),
+            because: "cannot create cloudevent: the event is not valid JSON".into(),
+        },
+        BadGrpcPublish {
+            what: "a message over the limit",
+            request: over_limit_request,
+            code: tonic::Code::ResourceExhausted,
+            reason: None,
+            because: format!(
+                "grpc: received message larger than max ({over_limit_size} vs. {LIMIT})"
+            ),
+        },
+        BadGrpcPublish {
+            what: "a message over NATS' max_payload",
+            request: grpc_publish(NATS_PUBSUB, &topic, vec![b'x'; 2 << 20], "text/plain"),
+            code: tonic::Code::Internal,
+            reason: Some("DAPR_PUBSUB_PUBLISH_MESSAGE"),
+            because: MAX_PAYLOAD.into(),
+        },
+    ];
+    for case in grpc_cases {
+        let Err(status) = client.publish_event(case.request).await else {
+            bail!("gRPC, {}: the publish succeeded", case.what);
+        };
+        ensure!(
+            status.code() == case.code,
+            "gRPC, {}: {status:?}",
+            case.what
+        );
+        let reason = status.get_details_error_info().map(|info| info.reason);
+        if let Some(expected) = case.reason {
+            ensure!(
+                reason.as_deref() == Some(expected),
+                "gRPC, {}: {status:?}",
+                case.what
+            );
+        }
+        ensure!(
+            status.message().contains(&case.because),
+            "gRPC, {}: the message should say `{}`: {status:?}",
+            case.what,
+            case.because
+        );
+    }
+
+    // Still serving, and the NATS connection was not lost to the big messages.
+    for pubsub in ["pubsub", NATS_PUBSUB] {
+        sidecar
+            .call(
+                Method::POST,
+                &format!("/v1.0/publish/{pubsub}/{topic}"),
+                Some(&json!({"ok": true})),
+            )
+            .await?
+            .ensure_status(204)?;
+    }
+    client
+        .publish_event(grpc_publish(
+            NATS_PUBSUB,
+            &topic,
+            b"fine".to_vec(),
+            "text/plain",
+        ))
+        .await?;
+    sidecar.healthz().await?.ensure_status(204)?;
     Ok(())
 }

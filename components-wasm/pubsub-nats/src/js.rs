@@ -5,7 +5,7 @@
 //! An `Err` from here means the connection must be dropped; a request the
 //! server refused comes back as the inner `Err(ApiError)`.
 
-use crate::wire::{Client, Msg, publish_frame};
+use crate::wire::{Client, Msg, message_size, publish_frame};
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::time::Duration;
@@ -314,41 +314,66 @@ pub fn delivery_count(ack_subject: &str) -> u32 {
     tokens.get(at).and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
+/// What became of one message given to [`publish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// JetStream's answer: stored, or refused with its error.
+    Answered(Answer<()>),
+    /// Not sent: its headers and payload (`size` bytes) are over the
+    /// server's `max_payload` (`limit`). The server would not refuse it
+    /// alone but close the connection, failing the whole batch with an I/O
+    /// error that says nothing of the size.
+    TooLarge { size: usize, limit: usize },
+}
+
 /// Publishes each message to `subject` with its content type and waits for
-/// every JetStream acknowledgement: one write, one answer per message.
+/// every JetStream acknowledgement: one write, one answer per message sent.
+/// Messages over the server's `max_payload` are not sent.
 pub fn publish<S: Read + Write>(
     client: &mut Client<S>,
     subject: &str,
     messages: &[(&str, &[u8])],
-) -> io::Result<Vec<Answer<()>>> {
+) -> io::Result<Vec<Published>> {
+    let limit = client.max_payload();
     let mut frames = Vec::new();
-    let mut replies = Vec::with_capacity(messages.len());
+    // Per message: its outcome once known, and the reply subject it was sent with.
+    let mut outcomes: Vec<Option<Published>> = Vec::with_capacity(messages.len());
+    let mut replies: Vec<Option<String>> = Vec::with_capacity(messages.len());
     for (content_type, data) in messages {
-        let reply = client.reply_subject();
         let headers: &[(&str, &str)] = if content_type.is_empty() {
             &[]
         } else {
             &[("Content-Type", content_type)]
         };
+        let size = message_size(headers, data);
+        if let Some(limit) = limit.filter(|&limit| size > limit) {
+            outcomes.push(Some(Published::TooLarge { size, limit }));
+            replies.push(None);
+            continue;
+        }
+        let reply = client.reply_subject();
         frames.extend_from_slice(&publish_frame(subject, Some(&reply), headers, data));
-        replies.push(reply);
+        outcomes.push(None);
+        replies.push(Some(reply));
     }
-    client.write(&frames)?;
-    let mut answers: Vec<Option<Answer<()>>> = vec![None; messages.len()];
-    let mut missing = messages.len();
+    let mut missing = replies.iter().flatten().count();
+    if missing > 0 {
+        client.write(&frames)?;
+    }
     while missing > 0 {
         let msg = client.next_message()?;
-        match replies.iter().position(|reply| *reply == msg.subject) {
-            Some(index) if answers[index].is_none() => {
-                answers[index] = Some(api_answer(&msg).map(drop));
+        let sent_with = |reply: &Option<String>| reply.as_deref() == Some(msg.subject.as_str());
+        match replies.iter().position(sent_with) {
+            Some(index) if outcomes[index].is_none() => {
+                outcomes[index] = Some(Published::Answered(api_answer(&msg).map(drop)));
                 missing -= 1;
             }
             _ => release_stray(client, &msg)?,
         }
     }
-    Ok(answers
+    Ok(outcomes
         .into_iter()
-        .map(|answer| answer.unwrap_or(Ok(())))
+        .map(|outcome| outcome.unwrap_or(Published::Answered(Ok(()))))
         .collect())
 }
 

@@ -3,7 +3,10 @@
 //! per instance.
 //!
 //! A topic is a subject. Publishing waits for JetStream's acknowledgement, so
-//! a published message is stored. The stream a topic lives in is `streamName`
+//! a published message is stored. A message over the server's `max_payload`
+//! (from its `INFO`, 1 MiB by default) is refused alone, as `invalid-argument`
+//! naming both sizes, without being sent: the server would close the
+//! connection on it. The stream a topic lives in is `streamName`
 //! when set (created if missing, the topic's subject added to it), else the
 //! stream whose subjects capture the topic, else a new stream named after
 //! the topic. A consumer group is a durable pull consumer filtered on the
@@ -29,7 +32,7 @@ mod tests;
 mod wire;
 
 use config::NatsConfig;
-use js::{Answer, ApiError, ConsumerSpec};
+use js::{Answer, ApiError, ConsumerSpec, Published};
 use outrig_sdk::lazy::Lazy;
 use outrig_sdk::pubsub::*;
 use outrig_sdk::{Error, Metadata, Result, net};
@@ -87,6 +90,15 @@ fn api_error(error: ApiError) -> Error {
         0 => Error::unavailable(format!("jetstream: {}", error.description)),
         code => Error::internal(format!("jetstream: {} (code {code})", error.description)),
     }
+}
+
+/// The contract's error for a message the server would not take: the
+/// request is at fault (a retry cannot succeed), and the words say why.
+fn too_large(size: usize, limit: usize) -> Error {
+    Error::invalid(format!(
+        "the message is {size} bytes (headers and payload), over the NATS server's \
+         max_payload of {limit} bytes"
+    ))
 }
 
 /// `name` in the characters NATS allows in stream and consumer names: ASCII
@@ -171,11 +183,14 @@ impl PubSub for NatsBroker {
             .iter()
             .map(|m| (m.content_type.as_str(), m.data.as_slice()))
             .collect();
-        let answers = call(&mut self.conn, &self.config, &self.inbox, |client| {
+        let outcomes = call(&mut self.conn, &self.config, &self.inbox, |client| {
             js::publish(client, &topic, &batch).map(Ok)
         })
         .map_err(|err| PublishError::all(count, err))?;
-        PublishError::from_outcomes(answers.into_iter().map(|answer| answer.map_err(api_error)))
+        PublishError::from_outcomes(outcomes.into_iter().map(|outcome| match outcome {
+            Published::Answered(answer) => answer.map_err(api_error),
+            Published::TooLarge { size, limit } => Err(too_large(size, limit)),
+        }))
     }
 
     fn pull(

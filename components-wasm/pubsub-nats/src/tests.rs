@@ -199,6 +199,47 @@ fn a_broken_connection_is_replaced_and_a_dead_server_is_unavailable() {
     assert!(matches!(failed.failed[1].error, Error::Unavailable(_)));
 }
 
+/// The server's own limit (1 MiB unless configured otherwise) is read from
+/// its `INFO`: a larger message is refused alone, by its size, and neither
+/// the others of its batch nor the connection suffer.
+#[test]
+fn a_message_over_max_payload_is_refused_alone_and_says_why() {
+    let topic = Topic::new();
+    let mut broker = broker(&[]);
+    assert!(pull(&mut broker, &topic, "app", 1).is_empty());
+    let limit = broker
+        .conn
+        .get_mut()
+        .and_then(|client| client.max_payload())
+        .expect("the server announces max_payload");
+    let big = "x".repeat(limit + 1);
+    let failed = broker
+        .publish(
+            topic.name.clone(),
+            vec![message("before"), message(&big), message("after")],
+        )
+        .expect_err("the big message is refused");
+    assert_eq!(failed.failed.len(), 1, "{failed:?}");
+    assert_eq!(failed.failed[0].index, 1);
+    let Error::InvalidArgument(reason) = &failed.failed[0].error else {
+        panic!("not invalid-argument: {failed:?}");
+    };
+    // The payload plus the Content-Type header block.
+    let size = limit + 1 + "NATS/1.0\r\nContent-Type: text/plain\r\n\r\n".len();
+    assert_eq!(
+        reason,
+        &format!(
+            "the message is {size} bytes (headers and payload), over the NATS server's \
+             max_payload of {limit} bytes"
+        )
+    );
+    assert!(broker.conn.is_open(), "the connection was kept");
+    assert_eq!(
+        payloads(&pull(&mut broker, &topic, "app", 10)),
+        ["before", "after"]
+    );
+}
+
 #[test]
 fn names_are_escaped_injectively() {
     assert_eq!(escape("orders.eu-1"), "orders_2eeu-1");

@@ -62,6 +62,9 @@ pub struct Client<S: Read + Write> {
     stream: BufReader<S>,
     inbox: String,
     next_reply: u64,
+    /// The largest message (headers and payload) the server takes, from its
+    /// `INFO`; it closes the connection on a larger one.
+    max_payload: Option<usize>,
 }
 
 impl<S: Read + Write> Client<S> {
@@ -72,6 +75,7 @@ impl<S: Read + Write> Client<S> {
             stream: BufReader::new(stream),
             inbox,
             next_reply: 0,
+            max_payload: None,
         };
         let info = client.read_line()?;
         let info = info
@@ -79,6 +83,9 @@ impl<S: Read + Write> Client<S> {
             .ok_or_else(|| violation(format!("expected INFO, got `{info}`")))?;
         let info: serde_json::Value = serde_json::from_str(info)
             .map_err(|err| violation(format!("INFO is not JSON: {err}")))?;
+        client.max_payload = info["max_payload"]
+            .as_u64()
+            .and_then(|max| usize::try_from(max).ok());
         if info["headers"] != serde_json::Value::Bool(true) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -103,6 +110,12 @@ impl<S: Read + Write> Client<S> {
         client.write(format!("CONNECT {connect}\r\n{subscribe}").as_bytes())?;
         client.ping()?;
         Ok(client)
+    }
+
+    /// The server's `max_payload`: the most bytes of headers and payload
+    /// one message may have ([`message_size`]); `None` when it gave none.
+    pub fn max_payload(&self) -> Option<usize> {
+        self.max_payload
     }
 
     /// A reply subject no earlier request of this connection used.
@@ -230,22 +243,36 @@ pub fn publish_frame(
 ) -> Vec<u8> {
     let reply = reply.map(|r| format!(" {r}")).unwrap_or_default();
     let mut out = Vec::with_capacity(payload.len() + 128);
-    if headers.is_empty() {
-        out.extend_from_slice(format!("PUB {subject}{reply} {}\r\n", payload.len()).as_bytes());
-    } else {
-        let mut block = String::from("NATS/1.0\r\n");
-        for (name, value) in headers {
-            block.push_str(&format!("{name}: {value}\r\n"));
-        }
-        block.push_str("\r\n");
+    if let Some(block) = header_block(headers) {
         let total = block.len() + payload.len();
         out.extend_from_slice(
             format!("HPUB {subject}{reply} {} {total}\r\n{block}", block.len()).as_bytes(),
         );
+    } else {
+        out.extend_from_slice(format!("PUB {subject}{reply} {}\r\n", payload.len()).as_bytes());
     }
     out.extend_from_slice(payload);
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// The size the server holds against its `max_payload` for a message
+/// published with `headers` and `payload`: the header block and the payload.
+pub fn message_size(headers: &[(&str, &str)], payload: &[u8]) -> usize {
+    header_block(headers).map_or(0, |block| block.len()) + payload.len()
+}
+
+/// The `NATS/1.0` header block carrying `headers`; `None` for no headers.
+fn header_block(headers: &[(&str, &str)]) -> Option<String> {
+    if headers.is_empty() {
+        return None;
+    }
+    let mut block = String::from("NATS/1.0\r\n");
+    for (name, value) in headers {
+        block.push_str(&format!("{name}: {value}\r\n"));
+    }
+    block.push_str("\r\n");
+    Some(block)
 }
 
 fn violation(message: impl Into<String>) -> io::Error {
@@ -338,6 +365,27 @@ mod tests {
             output: Vec::new(),
         };
         assert!(Client::handshake(no_headers, &Login::default(), "_I".into()).is_err());
+    }
+
+    #[test]
+    fn max_payload_comes_from_info_and_counts_headers_and_payload() {
+        let announced = Script {
+            input: io::Cursor::new(
+                b"INFO {\"headers\":true,\"max_payload\":1048576}\r\nPONG\r\n".to_vec(),
+            ),
+            output: Vec::new(),
+        };
+        let announcing =
+            Client::handshake(announced, &Login::default(), "_I".into()).expect("handshake");
+        assert_eq!(announcing.max_payload(), Some(1_048_576));
+        assert_eq!(client("").expect("handshake").max_payload(), None);
+
+        assert_eq!(message_size(&[], b"hello"), 5);
+        let block = "NATS/1.0\r\nContent-Type: a/b\r\n\r\n";
+        assert_eq!(
+            message_size(&[("Content-Type", "a/b")], b"hello"),
+            block.len() + 5
+        );
     }
 
     #[test]

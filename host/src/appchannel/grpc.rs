@@ -10,7 +10,7 @@ use crate::api::grpc::proto::runtime::app_callback_client::AppCallbackClient;
 use crate::api::grpc::proto::runtime::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use crate::api::grpc::proto::runtime::{
     TopicEventBulkRequest, TopicEventBulkRequestEntry, TopicEventCeRequest, TopicEventRequest,
-    TopicSubscription, topic_event_bulk_request_entry,
+    TopicRoutes, TopicSubscription, topic_event_bulk_request_entry,
 };
 use crate::blocks::pubsub::subscription::{
     BulkSubscribe, RouteRule, Routes, SubscriptionKind, SubscriptionSpec,
@@ -228,21 +228,10 @@ fn status_verdict(status: &tonic::Status) -> Verdict {
 
 /// A programmatic subscription of a gRPC app.
 fn subscription_spec(sub: TopicSubscription) -> SubscriptionSpec {
-    let routes = sub.routes.unwrap_or_default();
     SubscriptionSpec {
         pubsub_name: sub.pubsub_name,
         topic: sub.topic,
-        routes: Routes {
-            rules: routes
-                .rules
-                .into_iter()
-                .map(|rule| RouteRule {
-                    condition: rule.r#match,
-                    path: rule.path,
-                })
-                .collect(),
-            default: Some(routes.default).filter(|d| !d.is_empty()),
-        },
+        routes: grpc_routes(sub.routes.unwrap_or_default()),
         metadata: sub.metadata.into_iter().collect(),
         dead_letter_topic: Some(sub.dead_letter_topic).filter(|t| !t.is_empty()),
         bulk: sub.bulk_subscribe.filter(|b| b.enabled).map(|b| {
@@ -261,6 +250,28 @@ fn subscription_spec(sub: TopicSubscription) -> SubscriptionSpec {
         origin: "app".to_owned(),
         kind: SubscriptionKind::Programmatic,
     }
+}
+
+/// A gRPC app's routes as Dapr reads them: the rules, then the default if
+/// one is given; and with neither, every event goes to the empty path.
+/// That last case is how the SDKs subscribe a handler without rules (the
+/// Python SDK's `@app.subscribe(pubsub, topic)`): the app finds the handler
+/// by topic when `OnTopicEvent` names no path.
+fn grpc_routes(routes: TopicRoutes) -> Routes {
+    let rules: Vec<RouteRule> = routes
+        .rules
+        .into_iter()
+        .map(|rule| RouteRule {
+            condition: rule.r#match,
+            path: rule.path,
+        })
+        .collect();
+    let default = match routes.default {
+        path if !path.is_empty() => Some(path),
+        _ if rules.is_empty() => Some(String::new()),
+        _ => None,
+    };
+    Routes { rules, default }
 }
 
 /// A CloudEvent split the way `TopicEventRequest` carries it: the core
@@ -344,4 +355,57 @@ fn proto_value(value: &Value) -> prost_types::Value {
         }),
     };
     prost_types::Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::grpc::proto::runtime::TopicRule;
+
+    fn rule(condition: &str, path: &str) -> TopicRule {
+        TopicRule {
+            r#match: condition.into(),
+            path: path.into(),
+        }
+    }
+
+    fn route_rule(condition: &str, path: &str) -> RouteRule {
+        RouteRule {
+            condition: condition.into(),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn routes_follow_dapr_for_grpc_apps() {
+        // Neither rules nor a default: everything to the empty path.
+        assert_eq!(
+            grpc_routes(TopicRoutes::default()),
+            Routes {
+                rules: Vec::new(),
+                default: Some(String::new()),
+            }
+        );
+        // A default only.
+        let default_only = TopicRoutes {
+            rules: Vec::new(),
+            default: "/orders".into(),
+        };
+        assert_eq!(
+            grpc_routes(default_only).default.as_deref(),
+            Some("/orders")
+        );
+        // Rules without a default: an event no rule matches goes nowhere.
+        let rules_only = TopicRoutes {
+            rules: vec![rule("event.type == \"vip\"", "vip")],
+            default: String::new(),
+        };
+        assert_eq!(
+            grpc_routes(rules_only),
+            Routes {
+                rules: vec![route_rule("event.type == \"vip\"", "vip")],
+                default: None,
+            }
+        );
+    }
 }

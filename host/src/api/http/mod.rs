@@ -102,14 +102,6 @@ fn build(
         // Topics may contain `/`: the rest of the path is the topic.
         .route("/v1.0/publish/{pubsub}/{*topic}", post(pubsub::publish))
         .route(
-            "/v1.0/publish/{pubsub}",
-            post(pubsub::publish_without_topic),
-        )
-        .route(
-            "/v1.0/publish/{pubsub}/",
-            post(pubsub::publish_without_topic),
-        )
-        .route(
             "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
             post(pubsub::bulk_publish),
         )
@@ -117,6 +109,7 @@ fn build(
             "/v1.0/publish/bulk/{pubsub}/{*topic}",
             post(pubsub::bulk_publish),
         )
+        .merge(without_topic_routes())
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))
         .route("/v1.0/healthz", get(health::healthz))
@@ -135,6 +128,27 @@ fn build(
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(shared)
+}
+
+/// Publish paths that name a pub/sub but no topic, which Dapr answers with
+/// its own errors rather than as a missing route. Not
+/// `/v1.0/publish/bulk/{pubsub}`: in Dapr that is a publish to topic
+/// `{pubsub}` of a pub/sub named `bulk`.
+const WITHOUT_TOPIC: [&str; 5] = [
+    "/v1.0/publish/{pubsub}",
+    "/v1.0/publish/{pubsub}/",
+    "/v1.0-alpha1/publish/bulk/{pubsub}",
+    "/v1.0-alpha1/publish/bulk/{pubsub}/",
+    "/v1.0/publish/bulk/{pubsub}/",
+];
+
+/// The [`WITHOUT_TOPIC`] routes.
+fn without_topic_routes() -> Router<Arc<HttpState>> {
+    WITHOUT_TOPIC
+        .into_iter()
+        .fold(Router::new(), |router, path| {
+            router.route(path, post(pubsub::publish_without_topic))
+        })
 }
 
 async fn not_found() -> ApiError {

@@ -58,8 +58,10 @@ pub async fn publish(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1.0/publish/{pubsub}` (or with a trailing `/`): no topic, which
-/// Dapr answers with its own error rather than a missing route.
+/// `POST /v1.0/publish/{pubsub}` (or with a trailing `/`), and the bulk
+/// publish routes without a topic: Dapr answers these with its own error
+/// (no component, unknown component, empty topic) rather than a missing
+/// route.
 pub async fn publish_without_topic(
     State(state): State<Arc<HttpState>>,
     PathParams(pubsub): PathParams<String>,
