@@ -50,7 +50,10 @@
 //! broker's packet id and the hand-out (`settle`). An ack or nack reaching
 //! another instance is published to the session's settle topic
 //! (`<controlTopicPrefix>/<client id>/settle`), which the holder reads while
-//! it pulls and applies. An ack for a hand-out that is no longer current (a
+//! it pulls and applies. The holder subscribes to it at QoS 0, which the
+//! broker's in-flight window does not hold back: a window full of messages
+//! waiting for the very acks relayed to it would otherwise stall the
+//! session for good. An ack for a hand-out that is no longer current (a
 //! retry, or the holder changed and the message was delivered again) does
 //! nothing: delivery is at least once. MQTT has no nack: a nacked message
 //! stays unacknowledged in the holder, which hands it out again, attempt
