@@ -42,7 +42,11 @@
 //! on who holds a session through a retained holder record, deleted by the
 //! holder's will when its connection drops (`holder`). A pull on an instance
 //! that finds the session held by another live instance waits up to its
-//! `wait-ms` for it to come free, then returns nothing.
+//! `wait-ms` for it to come free, then returns nothing. So a subscription's
+//! pulls must keep reaching the instance that holds its session (Outrig's
+//! host keeps each subscription's pulls on one instance for this
+//! component): a holder no longer pulled keeps the session, unread, until
+//! the broker drops its silent connection (one and a half keep-alives).
 //!
 //! **Ack and nack.** A QoS 1 message is settled by `PUBACK` on its
 //! session's connection, so nothing is acknowledged before the host acks.
