@@ -15,7 +15,7 @@ mod support;
 use anyhow::{Context, ensure};
 use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::post;
 use common::{AppId, Launch, Resources};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,14 +48,7 @@ impl Arrivals {
 /// An app counting deliveries on `/orders`, subscribed to `topic`.
 async fn start_app(topic: String, arrivals: Arc<Arrivals>) -> anyhow::Result<u16> {
     let subscriptions = json!([{"pubsubname": "pubsub", "topic": topic, "route": "/orders"}]);
-    let router = Router::new()
-        .route(
-            "/dapr/subscribe",
-            get(move || {
-                let subscriptions = subscriptions.clone();
-                async move { axum::Json(subscriptions) }
-            }),
-        )
+    let router = common::with_subscriptions(Router::new(), subscriptions)
         .route(
             "/orders",
             post(
@@ -68,12 +61,7 @@ async fn start_app(topic: String, arrivals: Arc<Arrivals>) -> anyhow::Result<u16
             ),
         )
         .with_state(arrivals);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok(port)
+    common::serve_app(router).await
 }
 
 /// One measured run.

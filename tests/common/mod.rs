@@ -15,6 +15,8 @@
 //! of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod brokers;
+
 use anyhow::{Context, anyhow, bail, ensure};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
@@ -863,6 +865,37 @@ impl Reply {
         );
         Ok(self)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Apps in the test process
+// ---------------------------------------------------------------------------
+
+/// `router` with `GET /dapr/subscribe` answering `subscriptions`: how a
+/// Dapr app declares its programmatic subscriptions, which the sidecar asks
+/// for once the app listens.
+pub fn with_subscriptions<S>(router: axum::Router<S>, subscriptions: Value) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.route(
+        "/dapr/subscribe",
+        axum::routing::get(move || {
+            let subscriptions = subscriptions.clone();
+            async move { axum::Json(subscriptions) }
+        }),
+    )
+}
+
+/// Serves `router` on a free port of 127.0.0.1 for the rest of the test
+/// (as an app the sidecar delivers to), returning the port.
+pub async fn serve_app(router: axum::Router) -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(port)
 }
 
 // ---------------------------------------------------------------------------

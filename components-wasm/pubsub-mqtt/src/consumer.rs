@@ -90,7 +90,13 @@ impl Consumer {
                 packet_id: subscribe_id,
                 filters: vec![
                     (self.filter.clone(), config.qos),
-                    (self.settle_topic.clone(), 1),
+                    // QoS 0: the broker's in-flight window (Mosquitto's
+                    // `max_inflight_messages`) counts QoS 1 and 2 alone, and
+                    // may be full of the very messages these settlements
+                    // ack; queued behind it they would never arrive. Lost
+                    // only with the connection, when the broker hands what
+                    // was unacked to the next holder anyway.
+                    (self.settle_topic.clone(), 0),
                 ],
             },
         ])?;

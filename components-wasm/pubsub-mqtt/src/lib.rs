@@ -42,7 +42,11 @@
 //! on who holds a session through a retained holder record, deleted by the
 //! holder's will when its connection drops (`holder`). A pull on an instance
 //! that finds the session held by another live instance waits up to its
-//! `wait-ms` for it to come free, then returns nothing.
+//! `wait-ms` for it to come free, then returns nothing. So a subscription's
+//! pulls must keep reaching the instance that holds its session (Outrig's
+//! host keeps each subscription's pulls on one instance for this
+//! component): a holder no longer pulled keeps the session, unread, until
+//! the broker drops its silent connection (one and a half keep-alives).
 //!
 //! **Ack and nack.** A QoS 1 message is settled by `PUBACK` on its
 //! session's connection, so nothing is acknowledged before the host acks.
@@ -50,7 +54,10 @@
 //! broker's packet id and the hand-out (`settle`). An ack or nack reaching
 //! another instance is published to the session's settle topic
 //! (`<controlTopicPrefix>/<client id>/settle`), which the holder reads while
-//! it pulls and applies. An ack for a hand-out that is no longer current (a
+//! it pulls and applies. The holder subscribes to it at QoS 0, which the
+//! broker's in-flight window does not hold back: a window full of messages
+//! waiting for the very acks relayed to it would otherwise stall the
+//! session for good. An ack for a hand-out that is no longer current (a
 //! retry, or the holder changed and the message was delivered again) does
 //! nothing: delivery is at least once. MQTT has no nack: a nacked message
 //! stays unacknowledged in the holder, which hands it out again, attempt

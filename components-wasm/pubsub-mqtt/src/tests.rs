@@ -330,6 +330,34 @@ fn settlements_reaching_another_instance_are_carried_to_the_holder() {
     assert_only_new_messages_reach_the_next_holder(&topic);
 }
 
+/// Acks carried over the settle topic must reach a holder whose broker
+/// in-flight window (Mosquitto's `max_inflight_messages`, 20 by default) is
+/// full of the very messages they settle: queued behind that window, as a
+/// QoS 1 settle message is, they would never arrive, and the session would
+/// stall for good.
+#[test]
+fn settlements_reach_a_holder_whose_in_flight_window_is_full() {
+    let topic = Topic::new(&[(None, "app")]);
+    let mut holder = broker(&[]);
+    assert!(pull(&mut holder, &topic, "app", Duration::ZERO).is_empty());
+    let data: Vec<String> = (0..60).map(|n| n.to_string()).collect();
+    let data: Vec<&str> = data.iter().map(String::as_str).collect();
+    publish(&mut holder, &topic, &data);
+
+    // Every message the holder hands out is acked by another instance.
+    let mut other = broker(&[]);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while seen.len() < data.len() && Instant::now() < deadline {
+        let got = pull(&mut holder, &topic, "app", Duration::from_millis(300));
+        if !got.is_empty() {
+            other.ack(ids(&got)).expect("ack elsewhere");
+        }
+        seen.extend(payloads(&got));
+    }
+    assert_eq!(seen.len(), data.len(), "the session stalled after {seen:?}");
+}
+
 #[test]
 fn a_broken_connection_resumes_its_session_without_handing_out_twice() {
     let topic = Topic::new(&[(None, "app")]);

@@ -35,6 +35,12 @@ pub struct Builtin {
     /// Most instances at once: 1 where the store holds its data in the
     /// instance (in-memory) or locks a file (redb).
     pub max_instances: usize,
+    /// Whether each subscription's pulls keep to one instance (see
+    /// [`crate::runtime::pool::Affinity`]): the guest holds a consumer
+    /// session on one instance's connection, and pulls reaching another
+    /// instance would find it held there (MQTT: a client id is one
+    /// connection at a time), leaving it unread while that instance idles.
+    pub sticky_pulls: bool,
     /// Whether two live versions must never open its files at once (redb
     /// cannot lock its file under WASI): a hot reload then retires the old
     /// version before it starts the new one.
@@ -62,6 +68,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "state.in-memory",
         wasm: guests::STATE_IN_MEMORY,
         max_instances: 1,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: |_, _| Ok(DerivedGrant::default()),
     },
@@ -69,6 +76,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "state.redb",
         wasm: guests::STATE_REDB,
         max_instances: 1,
+        sticky_pulls: false,
         exclusive_files: true,
         derive: derive_redb,
     },
@@ -76,6 +84,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "state.redis",
         wasm: guests::STATE_REDIS,
         max_instances: 16,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: derive_redis,
     },
@@ -83,6 +92,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "state.postgresql",
         wasm: guests::STATE_POSTGRESQL,
         max_instances: 16,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: derive_postgresql,
     },
@@ -90,6 +100,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "pubsub.in-memory",
         wasm: guests::PUBSUB_IN_MEMORY,
         max_instances: 1,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: |_, _| Ok(DerivedGrant::default()),
     },
@@ -97,6 +108,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "pubsub.redis",
         wasm: guests::PUBSUB_REDIS,
         max_instances: 16,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: derive_redis,
     },
@@ -104,6 +116,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "pubsub.jetstream",
         wasm: guests::PUBSUB_NATS,
         max_instances: 16,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: derive_nats,
     },
@@ -111,6 +124,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "pubsub.nats",
         wasm: guests::PUBSUB_NATS,
         max_instances: 16,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: derive_nats,
     },
@@ -118,6 +132,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "pubsub.mqtt3",
         wasm: guests::PUBSUB_MQTT,
         max_instances: 4,
+        sticky_pulls: true,
         exclusive_files: false,
         derive: derive_mqtt,
     },
@@ -125,6 +140,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "pubsub.mqtt",
         wasm: guests::PUBSUB_MQTT,
         max_instances: 4,
+        sticky_pulls: true,
         exclusive_files: false,
         derive: derive_mqtt,
     },
@@ -132,6 +148,7 @@ const BUILTINS: &[Builtin] = &[
         component_type: "pubsub.rabbitmq",
         wasm: guests::PUBSUB_RABBITMQ,
         max_instances: 8,
+        sticky_pulls: false,
         exclusive_files: false,
         derive: derive_rabbitmq,
     },

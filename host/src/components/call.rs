@@ -6,7 +6,9 @@
 use crate::bindings::types as wit_types;
 use crate::blocks::ComponentError;
 use crate::blocks::state::Feature;
-use crate::runtime::pool::{CallError, CallFuture, InstancePool, PooledInstance, PooledWorld};
+use crate::runtime::pool::{
+    Affinity, CallError, CallFuture, InstancePool, PooledInstance, PooledWorld,
+};
 
 /// Implements [`PooledWorld`] for a bindgen world: every world exports the
 /// same `lifecycle` interface, under its own generated module.
@@ -63,7 +65,24 @@ where
     W: PooledWorld,
     F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, Result<T, wit_types::Error>>,
 {
-    match pool.call(call).await {
+    invoke_on(pool, None, call).await
+}
+
+/// [`invoke`] on the instance `affinity` keeps to, when given.
+pub async fn invoke_on<W, T, F>(
+    pool: &InstancePool<W>,
+    affinity: Option<&Affinity>,
+    call: F,
+) -> Result<T, ComponentError>
+where
+    W: PooledWorld,
+    F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, Result<T, wit_types::Error>>,
+{
+    let answer = match affinity {
+        Some(affinity) => pool.call_with_affinity(affinity, call).await,
+        None => pool.call(call).await,
+    };
+    match answer {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(err)) => Err(component_error(err)),
         Err(err) => Err(runtime_error(pool.name(), err)),

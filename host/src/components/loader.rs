@@ -180,7 +180,7 @@ impl ComponentHost {
             ),
         };
         let mut metadata = resolve_metadata(resource)?;
-        let (wasm, grant, max_instances) = self.source(resource, ctx, &mut metadata).await?;
+        let (wasm, grant, sizing) = self.source(resource, ctx, &mut metadata).await?;
         let sha256 = hex::encode(Sha256::digest(&wasm));
         info.sha256 = Some(sha256.clone());
 
@@ -191,7 +191,7 @@ impl ComponentHost {
             .map_err(anyhow::Error::from)
             .context("the component imports something Outrig does not provide")?;
         let settings = PoolSettings {
-            max_instances,
+            max_instances: sizing.max_instances,
             max_waiting: MAX_WAITING,
         };
         let start = PoolStart {
@@ -216,7 +216,7 @@ impl ComponentHost {
                 let pool = self
                     .start_pool::<crate::bindings::pubsub::Pubsub>(start, "pubsub")
                     .await?;
-                Served::PubSub(Arc::new(WasmBroker::new(pool)))
+                Served::PubSub(Arc::new(WasmBroker::new(pool, sizing.sticky_pulls)))
             }
         })
     }
@@ -283,13 +283,13 @@ impl ComponentHost {
         self.compiled.lock().ok()?.get(sha256).cloned()
     }
 
-    /// The component's bytes, its grant and its instance bound.
+    /// The component's bytes, its grant and how its instances are pooled.
     async fn source(
         &self,
         resource: &ComponentResource,
         ctx: &LoadContext,
         metadata: &mut Vec<(String, String)>,
-    ) -> anyhow::Result<(Vec<u8>, CapabilityGrant, usize)> {
+    ) -> anyhow::Result<(Vec<u8>, CapabilityGrant, Sizing)> {
         if let Some(wasm) = &resource.wasm {
             let bytes = std::fs::read(&wasm.path)
                 .with_context(|| format!("spec.wasm.path: cannot read {}", wasm.path.display()))?;
@@ -324,7 +324,11 @@ impl ComponentHost {
             let max = caps
                 .max_instances
                 .map_or(DEFAULT_MAX_INSTANCES, |n| n.max(1) as usize);
-            return Ok((bytes, grant, max));
+            let sizing = Sizing {
+                max_instances: max,
+                sticky_pulls: false,
+            };
+            return Ok((bytes, grant, sizing));
         }
         let Some(builtin) = builtin::lookup(&resource.component_type) else {
             bail!(
@@ -349,8 +353,21 @@ impl ComponentHost {
             memory_bytes: mib(DEFAULT_MEMORY_MIB),
             call_timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
         };
-        Ok((builtin.wasm.to_vec(), grant, builtin.max_instances))
+        let sizing = Sizing {
+            max_instances: builtin.max_instances,
+            sticky_pulls: builtin.sticky_pulls,
+        };
+        Ok((builtin.wasm.to_vec(), grant, sizing))
     }
+}
+
+/// How a component's instances are pooled.
+struct Sizing {
+    /// The most instances at once.
+    max_instances: usize,
+    /// Whether a subscription's pulls keep to one instance (see
+    /// [`builtin::Builtin::sticky_pulls`]).
+    sticky_pulls: bool,
 }
 
 /// What starting a component's pool takes, whatever its world.

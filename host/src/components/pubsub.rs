@@ -1,27 +1,51 @@
 //! The `pubsub` world behind [`Broker`](crate::blocks::pubsub::Broker):
 //! conversions between the block's domain types and the generated bindings.
 
-use super::call::{component_error, invoke};
+use super::call::{component_error, invoke, invoke_on};
 use crate::bindings::pubsub::{self as wit, PubsubPre};
 use crate::bindings::types as wit_types;
 use crate::blocks::ComponentError;
 use crate::blocks::pubsub::{
     Broker, BrokerSubscription, IncomingMessage, OutgoingMessage, PublishFailure,
 };
-use crate::runtime::pool::{CallFuture, InstancePool, PooledInstance};
+use crate::runtime::pool::{Affinity, CallFuture, InstancePool, PooledInstance};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 super::call::pooled_world!(wit::Pubsub, PubsubPre);
 
+/// The instance each subscription (topic and consumer group) pulls from.
+type PullAffinities = Mutex<HashMap<(String, String), Arc<Affinity>>>;
+
 /// A broker served by a pool of component instances.
 pub struct WasmBroker {
     pool: InstancePool<wit::Pubsub>,
+    /// With sticky pulls, each subscription's affinity; `None` lets every
+    /// pull take any instance.
+    pull_affinities: Option<PullAffinities>,
 }
 
 impl WasmBroker {
-    /// Wraps a started pool.
-    pub fn new(pool: InstancePool<wit::Pubsub>) -> Self {
-        WasmBroker { pool }
+    /// Wraps a started pool; with `sticky_pulls`, each subscription's pulls
+    /// keep to one instance (for guests that hold a consumer session on one
+    /// instance's connection).
+    pub fn new(pool: InstancePool<wit::Pubsub>, sticky_pulls: bool) -> Self {
+        WasmBroker {
+            pool,
+            pull_affinities: sticky_pulls.then(Mutex::default),
+        }
+    }
+
+    /// The affinity of `subscription`'s pulls, when pulls are sticky.
+    fn pull_affinity(&self, subscription: &BrokerSubscription) -> Option<Arc<Affinity>> {
+        let affinities = self.pull_affinities.as_ref()?;
+        let key = (
+            subscription.topic.clone(),
+            subscription.consumer_group.clone(),
+        );
+        let mut affinities = affinities.lock().ok()?;
+        Some(Arc::clone(affinities.entry(key).or_default()))
     }
 
     async fn invoke<T, F>(&self, call: F) -> Result<T, ComponentError>
@@ -83,22 +107,22 @@ impl Broker for WasmBroker {
         max: u32,
         wait: Duration,
     ) -> Result<Vec<IncomingMessage>, ComponentError> {
+        let affinity = self.pull_affinity(subscription);
         let subscription = wit::Subscription {
             topic: subscription.topic.clone(),
             consumer_group: subscription.consumer_group.clone(),
             metadata: subscription.metadata.clone(),
         };
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        let messages = self
-            .invoke(move |i| {
-                Box::pin(async move {
-                    i.bindings
-                        .outrig_component_broker()
-                        .call_pull(&mut i.store, &subscription, max, wait_ms)
-                        .await
-                })
+        let messages = invoke_on(&self.pool, affinity.as_deref(), move |i| {
+            Box::pin(async move {
+                i.bindings
+                    .outrig_component_broker()
+                    .call_pull(&mut i.store, &subscription, max, wait_ms)
+                    .await
             })
-            .await?;
+        })
+        .await?;
         Ok(messages.into_iter().map(incoming).collect())
     }
 

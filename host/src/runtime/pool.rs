@@ -5,16 +5,23 @@
 //! connection); the pool grows on demand up to `max_instances`, then callers
 //! queue, with a bound on how many may wait. An instance whose call trapped,
 //! timed out or was abandoned is discarded, never reused.
+//!
+//! Calls may carry an [`Affinity`]: they then keep to one instance (see
+//! [`slots`]), for guests that hold state for a series of calls on the
+//! instance that made it, such as a broker session on its connection.
+
+mod slots;
 
 use super::grants::CapabilityGrant;
 use super::instance::InstanceState;
+use slots::{Slots, Take};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
@@ -87,6 +94,26 @@ pub enum CallError {
     Start(String),
 }
 
+/// The instance a series of related calls keeps to (for example one
+/// subscription's pulls), held by the caller and passed to
+/// [`InstancePool::call_with_affinity`]: pinned to an instance by the first
+/// call, and to another only once that instance is gone.
+#[derive(Debug, Default)]
+pub struct Affinity {
+    /// The pinned instance's id; 0 before the first call.
+    instance: AtomicU64,
+}
+
+impl Affinity {
+    fn get(&self) -> Option<u64> {
+        Some(self.instance.load(Ordering::Acquire)).filter(|&id| id != 0)
+    }
+
+    fn set(&self, id: u64) {
+        self.instance.store(id, Ordering::Release);
+    }
+}
+
 /// The pool of one component.
 pub struct InstancePool<W: PooledWorld> {
     inner: Arc<PoolInner<W>>,
@@ -107,7 +134,10 @@ struct PoolInner<W: PooledWorld> {
     grant: CapabilityGrant,
     metadata: Vec<(String, String)>,
     settings: PoolSettings,
-    idle: Mutex<Vec<PooledInstance<W>>>,
+    slots: Mutex<Slots<PooledInstance<W>>>,
+    /// Signalled whenever an instance comes back or is discarded, for calls
+    /// waiting for the instance their affinity is pinned to.
+    returned: Notify,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
 }
@@ -132,13 +162,19 @@ impl<W: PooledWorld> InstancePool<W> {
                 grant,
                 metadata,
                 settings,
-                idle: Mutex::new(Vec::new()),
+                slots: Mutex::new(Slots::new(max)),
+                returned: Notify::new(),
                 permits: Arc::new(Semaphore::new(max)),
                 waiting: AtomicUsize::new(0),
             }),
         };
-        let first = pool.inner.new_instance().await?;
-        pool.inner.push_idle(first);
+        let Take::New(id) = pool.inner.take(None, false) else {
+            return Err(CallError::Start(
+                "a new pool already had an instance".into(),
+            ));
+        };
+        let first = pool.inner.create(id).await?;
+        pool.inner.put(id, first);
         Ok(pool)
     }
 
@@ -153,9 +189,30 @@ impl<W: PooledWorld> InstancePool<W> {
     where
         F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
     {
+        self.call_on(None, call).await
+    }
+
+    /// [`InstancePool::call`] on the instance `affinity` is pinned to,
+    /// waiting (within the deadline) while another call has it; pinned by
+    /// the first call, and again whenever that instance is gone.
+    pub async fn call_with_affinity<R, F>(
+        &self,
+        affinity: &Affinity,
+        call: F,
+    ) -> Result<R, CallError>
+    where
+        F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
+    {
+        self.call_on(Some(affinity), call).await
+    }
+
+    async fn call_on<R, F>(&self, affinity: Option<&Affinity>, call: F) -> Result<R, CallError>
+    where
+        F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
+    {
         let timeout = self.inner.grant.call_timeout;
         let deadline = Instant::now() + timeout;
-        let mut lease = self.lease(deadline).await?;
+        let mut lease = self.lease(deadline, affinity).await?;
         let instance = lease.instance_mut()?;
         instance.store.data_mut().deadline = deadline;
         instance.store.set_epoch_deadline(1);
@@ -172,7 +229,45 @@ impl<W: PooledWorld> InstancePool<W> {
         }
     }
 
-    async fn lease(&self, deadline: Instant) -> Result<Lease<W>, CallError> {
+    async fn lease(
+        &self,
+        deadline: Instant,
+        affinity: Option<&Affinity>,
+    ) -> Result<Lease<W>, CallError> {
+        let inner = &self.inner;
+        let permit = self.permit(deadline).await?;
+        loop {
+            // Registered before looking, so a return in between is not missed.
+            let returned = inner.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            let take = inner.take(affinity.and_then(Affinity::get), affinity.is_some());
+            let (id, instance) = match take {
+                Take::Idle(id, instance) => (id, instance),
+                Take::New(id) => (id, inner.create(id).await?),
+                Take::Busy => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    if tokio::time::timeout(wait, returned).await.is_err() {
+                        return Err(CallError::Timeout(inner.grant.call_timeout));
+                    }
+                    continue;
+                }
+            };
+            if let Some(affinity) = affinity {
+                affinity.set(id);
+            }
+            return Ok(Lease {
+                pool: Arc::clone(inner),
+                id,
+                instance: Some(instance),
+                _permit: permit,
+            });
+        }
+    }
+
+    /// A permit to check an instance out, waiting (within `deadline`) while
+    /// every instance is busy, unless too many calls wait already.
+    async fn permit(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, CallError> {
         let inner = &self.inner;
         let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
             Ok(permit) => permit,
@@ -193,16 +288,7 @@ impl<W: PooledWorld> InstancePool<W> {
                 }
             }
         };
-        let idle = inner.pop_idle();
-        let instance = match idle {
-            Some(instance) => instance,
-            None => inner.new_instance().await?,
-        };
-        Ok(Lease {
-            pool: Arc::clone(inner),
-            instance: Some(instance),
-            _permit: permit,
-        })
+        Ok(permit)
     }
 }
 
@@ -255,14 +341,42 @@ impl<W: PooledWorld> PoolInner<W> {
         Ok(PooledInstance { store, bindings })
     }
 
-    fn pop_idle(&self) -> Option<PooledInstance<W>> {
-        self.idle.lock().ok()?.pop()
+    /// Creates the instance `id` was reserved for by [`Slots::take`]; the
+    /// id is given up if that fails or the caller goes away meanwhile.
+    async fn create(&self, id: u64) -> Result<PooledInstance<W>, CallError> {
+        let mut reservation = Reservation {
+            pool: self,
+            id,
+            kept: false,
+        };
+        let instance = self.new_instance().await?;
+        reservation.kept = true;
+        Ok(instance)
     }
 
-    fn push_idle(&self, instance: PooledInstance<W>) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(instance);
+    /// See [`Slots::take`]; a poisoned lock (a panic while it was held)
+    /// leaves the call to create a throwaway instance.
+    fn take(&self, preferred: Option<u64>, pinning: bool) -> Take<PooledInstance<W>> {
+        match self.slots.lock() {
+            Ok(mut slots) => slots.take(preferred, pinning),
+            Err(_) => Take::New(0),
         }
+    }
+
+    /// Returns an instance fit for reuse.
+    fn put(&self, id: u64, instance: PooledInstance<W>) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.put(id, instance);
+        }
+        self.returned.notify_waiters();
+    }
+
+    /// Forgets an instance that is gone.
+    fn discard(&self, id: u64) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.discard(id);
+        }
+        self.returned.notify_waiters();
     }
 }
 
@@ -271,6 +385,7 @@ impl<W: PooledWorld> PoolInner<W> {
 /// state cannot be trusted.
 struct Lease<W: PooledWorld> {
     pool: Arc<PoolInner<W>>,
+    id: u64,
     instance: Option<PooledInstance<W>>,
     _permit: OwnedSemaphorePermit,
 }
@@ -284,7 +399,32 @@ impl<W: PooledWorld> Lease<W> {
 
     fn release(mut self) {
         if let Some(instance) = self.instance.take() {
-            self.pool.push_idle(instance);
+            self.pool.put(self.id, instance);
+        }
+    }
+}
+
+impl<W: PooledWorld> Drop for Lease<W> {
+    fn drop(&mut self) {
+        if self.instance.take().is_some() {
+            self.pool.discard(self.id);
+        }
+    }
+}
+
+/// An instance id reserved while its instance is created: given up when
+/// dropped unless kept, so a failed or abandoned creation does not count as
+/// an instance alive for ever.
+struct Reservation<'a, W: PooledWorld> {
+    pool: &'a PoolInner<W>,
+    id: u64,
+    kept: bool,
+}
+
+impl<W: PooledWorld> Drop for Reservation<'_, W> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.pool.discard(self.id);
         }
     }
 }
