@@ -16,6 +16,7 @@ use anyhow::{Context, ensure};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
+use common::brokers::{Broker, BrokerCleanup};
 use common::{AppId, Launch, Resources};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -166,6 +167,13 @@ async fn through_sidecar(
     let resources = Resources::new();
     resources.builtin("pubsub", component, metadata);
     let app_id = AppId::new("bench-pubsub");
+    // Removes the topic and the app's group at the broker once the sidecar
+    // (bound after it) is gone.
+    let _cleanup = Broker::for_component(component).map(|broker| {
+        BrokerCleanup::new(broker)
+            .topic(&topic)
+            .group(app_id.as_str(), None)
+    });
     let sidecar = Launch::new(&app_id)
         .resources(resources.path())
         .args(&["--app-port", &port.to_string()])
@@ -174,34 +182,7 @@ async fn through_sidecar(
     // Healthy once the app's subscription is in place at the broker.
     sidecar.wait_until_healthy().await?;
     let url = format!("{}/v1.0/publish/pubsub/{topic}", sidecar.base);
-    let measured = drive(component, &url, &arrivals, messages, publishers).await;
-    drop(sidecar);
-    match component {
-        "pubsub.redis" => {
-            let _ = delete_redis_stream(&topic);
-        }
-        "pubsub.jetstream" => delete_nats_stream(&topic).await,
-        "pubsub.rabbitmq" => delete_rabbitmq_queue(&format!("{}-{topic}", app_id.as_str())),
-        _ => {}
-    }
-    measured
-}
-
-/// Deletes the JetStream stream the component made for `topic` (named
-/// after it).
-async fn delete_nats_stream(topic: &str) {
-    if let Ok(client) = async_nats::connect(NATS_URL).await {
-        let _ = async_nats::jetstream::new(client)
-            .delete_stream(topic)
-            .await;
-    }
-}
-
-/// Deletes the consumer group's queue the component made.
-fn delete_rabbitmq_queue(queue: &str) {
-    let _ = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "delete_queue", queue])
-        .output();
+    drive(component, &url, &arrivals, messages, publishers).await
 }
 
 fn delete_redis_stream(key: &str) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use common::brokers::{Broker, BrokerCleanup};
 use common::{AppId, Launch, Resources, Sidecar};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -190,49 +191,18 @@ async fn arrived(
     }
 }
 
-/// Deletes what a run left in the brokers (Redis streams and NATS
-/// JetStream streams named after its topics), even when the run failed.
-struct Cleanup {
-    prefix: String,
-}
+/// The topics a run subscribes the app to, after its prefix.
+const TOPICS: [&str; 6] = ["orders", "flaky", "risky", "dead", "raw", "bulk"];
 
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Ok(mut redis) = common::redis_connection() {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}*", self.prefix))
-                .query(&mut redis)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query(&mut redis);
-            }
-        }
-        // JetStream streams are named after the topics.
-        let streams: Vec<String> = ["orders", "flaky", "risky", "dead", "raw", "bulk"]
-            .iter()
-            .map(|topic| format!("{}-{topic}", self.prefix))
-            .collect();
-        common::delete_nats_streams(&streams);
-        delete_rabbitmq_queues(&self.prefix);
-    }
-}
-
-/// Deletes the RabbitMQ queues named after the run's topics (the consumer
-/// group's queues and their dead-letter queues; the exchanges go with their
-/// last binding), through `rabbitmqctl` on this machine.
-fn delete_rabbitmq_queues(prefix: &str) {
-    let Ok(listed) = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "list_queues", "name"])
-        .output()
-    else {
-        return;
-    };
-    let names = String::from_utf8_lossy(&listed.stdout);
-    for queue in names.lines().map(str::trim).filter(|q| q.contains(prefix)) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "delete_queue", queue])
-            .output();
-    }
+/// Removes what a run of `component` left at its broker (the run's topics
+/// and the app's consumer group) once the run's sidecar is gone; nothing
+/// for the in-process broker. Bind it before the sidecar.
+fn broker_cleanup(component: &str, prefix: &str, app_id: &AppId) -> Option<BrokerCleanup> {
+    let broker = Broker::for_component(component)?;
+    let cleanup = BrokerCleanup::new(broker).group(app_id.as_str(), None);
+    Some(TOPICS.iter().fold(cleanup, |cleanup, topic| {
+        cleanup.topic(&format!("{prefix}-{topic}"))
+    }))
 }
 
 /// The metadata API lists the app's subscriptions as Dapr's does: routes
@@ -275,9 +245,7 @@ async fn check_listed_subscriptions(sidecar: &Sidecar, prefix: &str) -> anyhow::
 async fn scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<()> {
     let app_id = AppId::new("pubsub-e2e");
     let prefix = common::unique_name("outrig-e2e");
-    let _cleanup = Cleanup {
-        prefix: prefix.clone(),
-    };
+    let _cleanup = broker_cleanup(component, &prefix, &app_id);
     let app = start_app(&prefix).await?;
     let resources = Resources::new();
     resources.builtin("pubsub", component, metadata);
@@ -668,9 +636,7 @@ impl app_callback_server::AppCallback for GrpcApp {
 async fn grpc_scenario(component: &str, metadata: &[(&str, &str)]) -> anyhow::Result<()> {
     let app_id = AppId::new("pubsub-grpc");
     let prefix = common::unique_name("outrig-e2e");
-    let _cleanup = Cleanup {
-        prefix: prefix.clone(),
-    };
+    let _cleanup = broker_cleanup(component, &prefix, &app_id);
     let topic = format!("{prefix}-orders");
     let app = GrpcApp {
         topic: topic.clone(),

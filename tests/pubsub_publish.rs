@@ -256,7 +256,7 @@ struct NatsStreams(Vec<String>);
 
 impl Drop for NatsStreams {
     fn drop(&mut self) {
-        common::delete_nats_streams(&self.0);
+        common::brokers::delete_nats_streams(&self.0);
     }
 }
 

@@ -132,14 +132,11 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         data_dir: settings.data_dir(),
     };
     let catalog = Arc::new(Catalog::default());
-    let declarative = source
-        .subscriptions()
+    let declared = source
+        .declared_delivery()
         .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let retries = source
-        .inbound_retries()
-        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    if !retries.is_empty() {
-        tracing::info!(components = ?retries.keys().collect::<Vec<_>>(), "inbound retry policies (Resiliency)");
+    if !declared.inbound_retries.is_empty() {
+        tracing::info!(components = ?declared.inbound_retries.keys().collect::<Vec<_>>(), "inbound retry policies (Resiliency)");
     }
     let reloader = Arc::new(Reloader::new(host, base, source, Arc::clone(&catalog)));
     reloader.load_initial(resources).await;
@@ -157,8 +154,8 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
                 app_id: settings.app_id.clone(),
                 catalog: Arc::clone(&catalog),
                 signals: Arc::clone(&signals),
-                declarative,
-                retries,
+                declarative: declared.subscriptions,
+                retries: declared.inbound_retries,
                 settings: DeliverySettings::default(),
                 status: Arc::clone(&delivery_status),
             },

@@ -31,6 +31,22 @@ pub enum Broker {
 }
 
 impl Broker {
+    /// Every networked broker.
+    pub const ALL: [Broker; 4] = [
+        Broker::Redis,
+        Broker::JetStream,
+        Broker::Mqtt,
+        Broker::RabbitMq,
+    ];
+
+    /// The broker a built-in component of `component_type` speaks to;
+    /// `None` for the in-process one.
+    pub fn for_component(component_type: &str) -> Option<Broker> {
+        Broker::ALL
+            .into_iter()
+            .find(|broker| broker.component_type() == component_type)
+    }
+
     /// The component type that speaks to it.
     pub fn component_type(self) -> &'static str {
         match self {
@@ -131,7 +147,7 @@ fn delete_redis_streams(topics: &[String]) {
 
 /// Asks JetStream to delete the streams named after the topics (with their
 /// durable consumers), over the NATS text protocol.
-fn delete_nats_streams(topics: &[String]) {
+pub fn delete_nats_streams(topics: &[String]) {
     let Ok(mut nats) = connect("127.0.0.1:4222") else {
         return;
     };

@@ -951,25 +951,6 @@ impl Drop for RedisKeys {
 /// The test NATS server (JetStream enabled), as `natsURL` metadata.
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 
-/// Asks JetStream on the test NATS server to delete `streams`, over the NATS
-/// text protocol; best effort, for cleaning up after a test.
-pub fn delete_nats_streams(streams: &[String]) {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut nats) = std::net::TcpStream::connect("127.0.0.1:4222") else {
-        return;
-    };
-    let mut commands = String::from("CONNECT {\"verbose\":false}\r\n");
-    for stream in streams {
-        commands.push_str(&format!("PUB $JS.API.STREAM.DELETE.{stream} 0\r\n\r\n"));
-    }
-    // The PONG tells that the server has read every command.
-    commands.push_str("PING\r\n");
-    let _ = nats.write_all(commands.as_bytes());
-    let _ = nats.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut pong = [0u8; 512];
-    let _ = nats.read(&mut pong);
-}
-
 /// Runs SQL on the test database with `psql`, returning unaligned tuples.
 pub fn psql(sql: &str) -> anyhow::Result<String> {
     let output = std::process::Command::new("psql")

@@ -108,38 +108,33 @@ impl ResourceSource {
         })
     }
 
-    /// The declarative subscriptions (`kind: Subscription`) whose `scopes`
-    /// admit this app (no scopes admit every app); any error in any file
-    /// fails the read, as [`ResourceSource::read_all`] does. The embedded
-    /// defaults declare none. Unknown fields are not logged here: reading
-    /// the components logs those of every resource.
-    pub fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, LoadErrors> {
+    /// What the resources declare for delivery to this app, read in one
+    /// pass: the `Subscription`s and each pub/sub component's inbound retry
+    /// policy (from `Resiliency`; a later file wins for the same component),
+    /// of the resources whose `scopes` admit this app (no scopes admit every
+    /// app). Any error in any file fails the read, as
+    /// [`ResourceSource::read_all`] does. The embedded defaults declare
+    /// nothing. Unknown fields are not logged here: reading the components
+    /// logs those of every resource.
+    pub fn declared_delivery(&self) -> Result<DeclaredDelivery, LoadErrors> {
         match self {
-            ResourceSource::Directory { dir, app_id } => Ok(subscriptions_in_scope(
-                resources::load_dir_report(dir)?.subscriptions,
-                app_id,
-            )),
-            ResourceSource::Embedded(_) => Ok(Vec::new()),
+            ResourceSource::Directory { dir, app_id } => {
+                let report = resources::load_dir_report(dir)?;
+                Ok(DeclaredDelivery {
+                    subscriptions: subscriptions_in_scope(report.subscriptions, app_id),
+                    inbound_retries: report
+                        .resiliencies
+                        .into_iter()
+                        .filter(|resource| admits(&resource.scopes, app_id))
+                        .flat_map(|resource| resource.inbound_retries)
+                        .collect(),
+                })
+            }
+            ResourceSource::Embedded(_) => Ok(DeclaredDelivery::default()),
         }
     }
 
-    /// Each pub/sub component's inbound retry policy, from the `Resiliency`
-    /// resources whose scopes admit this app (a later file wins for the
-    /// same component); none for the embedded defaults. Errors fail the
-    /// read, as [`ResourceSource::subscriptions`] does.
-    pub fn inbound_retries(&self) -> Result<BTreeMap<String, RetryPolicy>, LoadErrors> {
-        match self {
-            ResourceSource::Directory { dir, app_id } => Ok(resources::load_dir_report(dir)?
-                .resiliencies
-                .into_iter()
-                .filter(|resource| admits(&resource.scopes, app_id))
-                .flat_map(|resource| resource.inbound_retries)
-                .collect()),
-            ResourceSource::Embedded(_) => Ok(BTreeMap::new()),
-        }
-    }
-
-    /// [`ResourceSource::subscriptions`] for a reload: those of the files
+    /// [`ResourceSource::declared_delivery`]'s subscriptions for a reload: those of the files
     /// that parse (a broken file's errors are reported by
     /// [`ResourceSource::scan`]); fails only when the directory cannot be read.
     pub fn scan_subscriptions(&self) -> Result<Vec<SubscriptionSpec>, LoadErrors> {
@@ -151,6 +146,15 @@ impl ResourceSource {
             ResourceSource::Embedded(_) => Ok(Vec::new()),
         }
     }
+}
+
+/// What the resources declare for pub/sub delivery to the app.
+#[derive(Debug, Default, PartialEq)]
+pub struct DeclaredDelivery {
+    /// The declarative subscriptions in scope.
+    pub subscriptions: Vec<SubscriptionSpec>,
+    /// Each pub/sub component's inbound retry policy, by component name.
+    pub inbound_retries: BTreeMap<String, RetryPolicy>,
 }
 
 /// Whether a resource with `scopes` applies to `app_id` (no scopes: to all).
@@ -267,8 +271,8 @@ mod tests {
         let topics = |specs: Vec<SubscriptionSpec>| -> Vec<String> {
             specs.into_iter().map(|spec| spec.topic).collect()
         };
-        let strict = source.subscriptions().expect("subscriptions");
-        assert_eq!(topics(strict), vec!["everyone", "mine"]);
+        let strict = source.declared_delivery().expect("subscriptions");
+        assert_eq!(topics(strict.subscriptions), vec!["everyone", "mine"]);
 
         // A broken file fails the strict read; the lenient one keeps the rest.
         std::fs::write(
@@ -276,7 +280,7 @@ mod tests {
             subscription("broken", "").replace("  route: /broken\n", ""),
         )
         .expect("write");
-        let errors = source.subscriptions().expect_err("broken file");
+        let errors = source.declared_delivery().expect_err("broken file");
         assert!(
             errors.to_string().contains("spec.route: missing"),
             "{errors}"
@@ -285,7 +289,10 @@ mod tests {
         assert_eq!(topics(lenient), vec!["everyone", "mine"]);
 
         let embedded = ResourceSource::Embedded(Vec::new());
-        assert_eq!(embedded.subscriptions(), Ok(Vec::new()));
+        assert_eq!(
+            embedded.declared_delivery(),
+            Ok(DeclaredDelivery::default())
+        );
         assert_eq!(embedded.scan_subscriptions(), Ok(Vec::new()));
     }
 }
