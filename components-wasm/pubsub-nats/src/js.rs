@@ -398,8 +398,7 @@ pub fn settle<S: Read + Write>(
     if frames.is_empty() {
         return Ok(());
     }
-    client.write(&frames)?;
-    client.ping()
+    client.write_and_ping(&frames)
 }
 
 /// Whether `subject` is a JetStream ack subject and a single protocol token.

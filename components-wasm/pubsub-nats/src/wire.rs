@@ -107,8 +107,7 @@ impl<S: Read + Write> Client<S> {
             connect["auth_token"] = token.as_str().into();
         }
         let subscribe = format!("SUB {}.* {INBOX_SID}\r\n", client.inbox);
-        client.write(format!("CONNECT {connect}\r\n{subscribe}").as_bytes())?;
-        client.ping()?;
+        client.write_and_ping(format!("CONNECT {connect}\r\n{subscribe}").as_bytes())?;
         Ok(client)
     }
 
@@ -131,10 +130,18 @@ impl<S: Read + Write> Client<S> {
         stream.flush()
     }
 
-    /// Sends `PING` and waits for `PONG`: everything written before has been
-    /// processed by the server. Messages arriving meanwhile are dropped.
-    pub fn ping(&mut self) -> io::Result<()> {
-        self.write(b"PING\r\n")?;
+    /// Writes `bytes` followed by `PING`, and waits for `PONG`: all of it
+    /// has then been processed by the server. Messages arriving meanwhile
+    /// are dropped.
+    ///
+    /// One write, not two: the host's sockets keep Nagle's algorithm on
+    /// (WASI cannot turn it off), so a `PING` written apart from bytes the
+    /// server does not answer would wait for their delayed ACK, some 40 ms.
+    pub fn write_and_ping(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut frames = Vec::with_capacity(bytes.len() + 6);
+        frames.extend_from_slice(bytes);
+        frames.extend_from_slice(b"PING\r\n");
+        self.write(&frames)?;
         loop {
             if let Op::Pong = self.read_op()? {
                 return Ok(());
