@@ -471,6 +471,86 @@ scopes:
     Ok(())
 }
 
+/// A `Subscription` added, changed and removed while the sidecar runs
+/// applies at the next reload, without a restart: delivery starts, moves to
+/// the new route, and stops, while the app's own subscriptions run on.
+#[tokio::test]
+async fn declarative_subscriptions_follow_reloads() -> anyhow::Result<()> {
+    let app_id = AppId::new("pubsub-live");
+    let prefix = common::unique_name("outrig-e2e");
+    let app = start_app(&prefix).await?;
+    let resources = Resources::new();
+    resources.builtin("pubsub", "pubsub.in-memory", &[]);
+    let topic = format!("{prefix}-live");
+    let subscription = |route: &str| {
+        format!(
+            "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: live\nspec:\n  pubsubname: pubsub\n  topic: {topic}\n  routes:\n    default: {route}\n"
+        )
+    };
+    let sidecar = Launch::new(&app_id)
+        .resources(resources.path())
+        .args(&["--app-port", &app.port.to_string(), "--no-watch"])
+        .start()
+        .await?;
+    sidecar.wait_until_healthy().await?;
+    // Reloads, then waits until the metadata lists `route` for the topic
+    // (none: lists nothing for it).
+    let reload_until_listed = |route: Option<&'static str>| {
+        let sidecar = &sidecar;
+        let topic = &topic;
+        async move {
+            let report = sidecar
+                .call(Method::POST, "/v1.0/outrig/reload", None)
+                .await?
+                .ensure_status(200)?
+                .json()?;
+            ensure!(report["deliveryChanged"] == true, "{report}");
+            let wanted = route.map(|path| json!([{"path": path}]));
+            common::poll_until("the subscription listed", ARRIVAL_DEADLINE, || async {
+                let metadata = sidecar.metadata().await?;
+                let listed = metadata["subscriptions"]
+                    .as_array()
+                    .and_then(|all| all.iter().find(|s| s["topic"] == topic.as_str()))
+                    .map(|s| s["rules"].clone());
+                Ok((listed == wanted).then_some(()))
+            })
+            .await
+        }
+    };
+
+    resources.file("live.yaml", &subscription("/first"));
+    reload_until_listed(Some("/first")).await?;
+    publish(&sidecar, &topic, "application/json", r#"{"n":1}"#, "").await?;
+    let first = arrived(&sidecar, &app.inbox, "/first", 1).await?;
+    ensure!(first[0]["data"]["n"] == 1, "{first:?}");
+
+    resources.file("live.yaml", &subscription("/second"));
+    reload_until_listed(Some("/second")).await?;
+    publish(&sidecar, &topic, "application/json", r#"{"n":2}"#, "").await?;
+    let second = arrived(&sidecar, &app.inbox, "/second", 1).await?;
+    ensure!(second[0]["data"]["n"] == 2, "{second:?}");
+
+    std::fs::remove_file(resources.path().join("live.yaml"))?;
+    reload_until_listed(None).await?;
+    publish(&sidecar, &topic, "application/json", r#"{"n":3}"#, "").await?;
+    // The app's own subscriptions still deliver, and the removed one no
+    // longer does: by the time an event published after the one to the
+    // removed subscription arrives, that one would have been delivered too.
+    publish(
+        &sidecar,
+        &format!("{prefix}-orders"),
+        "application/json",
+        r#"{"n":4}"#,
+        "",
+    )
+    .await?;
+    arrived(&sidecar, &app.inbox, "/orders", 1).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = (app.inbox.on("/first").len(), app.inbox.on("/second").len());
+    ensure!(after == (1, 1), "delivered after removal: {after:?}");
+    Ok(())
+}
+
 /// A component's inbound retry policy (`Resiliency`) paces the retries of
 /// an event the app keeps refusing, and once `maxRetries` are spent the
 /// event goes to the subscription's dead-letter topic.

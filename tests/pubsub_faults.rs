@@ -7,7 +7,10 @@
 //!   the same app id; every message must still reach the app (duplicates
 //!   are allowed, losses are not);
 //! - consumer groups: two replicas of one app share a topic's messages
-//!   while another app gets all of them.
+//!   while another app gets all of them;
+//! - a hot swap: while 5,000 messages flow through one sidecar, its broker
+//!   component is swapped for a new version five times; every message must
+//!   still reach the app.
 //!
 //! Every run uses a topic and app ids of its own and removes what it left
 //! at the broker ([`BrokerCleanup`]). Deadlines bound hangs only; nothing
@@ -47,6 +50,10 @@ const GROUP_DEADLINE: Duration = Duration::from_secs(60);
 const QUIET_PERIOD: Duration = Duration::from_secs(1);
 /// Log lines of each sidecar quoted in a failure.
 const LOG_LINES: usize = 80;
+/// Messages published in the swap scenario.
+const SWAP_MESSAGES: u64 = 5_000;
+/// Swaps of the broker component while they flow.
+const SWAPS: u64 = 5;
 
 /// What one app received: every message number in delivery order.
 /// The app's record, shared between its handler and the test.
@@ -115,7 +122,17 @@ async fn start_sidecar(
     resources: &Resources,
     app: Option<&App>,
 ) -> anyhow::Result<Sidecar> {
-    let mut launch = Launch::new(app_id).resources(resources.path());
+    start_sidecar_with(app_id, resources, app, &[]).await
+}
+
+/// [`start_sidecar`] with more arguments for `outrig run`.
+async fn start_sidecar_with(
+    app_id: &AppId,
+    resources: &Resources,
+    app: Option<&App>,
+    args: &[&str],
+) -> anyhow::Result<Sidecar> {
+    let mut launch = Launch::new(app_id).resources(resources.path()).args(args);
     if let Some(app) = app {
         launch = launch.args(&["--app-port", &app.port.to_string()]);
     }
@@ -180,13 +197,13 @@ fn missing(seen: &BTreeSet<u64>, total: u64) -> String {
 // At least once across a SIGKILL
 // ---------------------------------------------------------------------------
 
-/// The component metadata for the crash scenario: the broker's address,
+/// The component metadata for the crash and swap scenarios: the broker's address,
 /// and its redelivery of what a dead consumer held set low, so recovery
 /// takes seconds rather than the defaults' minute (Redis's
 /// `processingTimeout`, JetStream's `ackWait`). MQTT and RabbitMQ need
 /// nothing: the broker hands a dropped connection's unacknowledged
 /// messages to the next session holder, or back to the queue, at once.
-fn crash_metadata(broker: Broker) -> Vec<(&'static str, &'static str)> {
+fn recovery_metadata(broker: Broker) -> Vec<(&'static str, &'static str)> {
     let mut metadata = vec![broker.address()];
     match broker {
         Broker::Redis => {
@@ -212,20 +229,21 @@ fn backlog_bound(broker: Broker) -> u64 {
     }
 }
 
-/// Publishes [`MESSAGES`] in bulk batches of [`BATCH`], never more than
+/// Publishes `total` messages in bulk batches of [`BATCH`], never more than
 /// `bound` ahead of what `received` has seen, until done or `stop`
 /// (a deadline against hangs) passes; counts what is published in
 /// `published`.
 async fn keep_publishing(
     publisher: Arc<Sidecar>,
     topic: String,
+    total: u64,
     received: Arc<Received>,
     published: Arc<AtomicU64>,
     bound: u64,
     stop: Instant,
 ) -> anyhow::Result<()> {
     let mut next = 0;
-    while next < MESSAGES {
+    while next < total {
         let seen = u64::try_from(received.distinct().len()).unwrap_or(u64::MAX);
         if next.saturating_sub(seen) >= bound {
             ensure!(
@@ -235,7 +253,7 @@ async fn keep_publishing(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
-        let end = (next + BATCH).min(MESSAGES);
+        let end = (next + BATCH).min(total);
         publish(&publisher, &topic, next..end)
             .await
             .with_context(|| format!("publishing {next}..{end}"))?;
@@ -271,7 +289,11 @@ async fn survives_kill(broker: Broker) -> anyhow::Result<()> {
         .topic(&topic)
         .group(subscriber_id.as_str(), None);
     let resources = Resources::new();
-    resources.builtin("pubsub", broker.component_type(), &crash_metadata(broker));
+    resources.builtin(
+        "pubsub",
+        broker.component_type(),
+        &recovery_metadata(broker),
+    );
     let app = start_app(&topic).await?;
     let mut first = start_sidecar(&subscriber_id, &resources, Some(&app)).await?;
     let publisher = Arc::new(start_sidecar(&publisher_id, &resources, None).await?);
@@ -280,6 +302,7 @@ async fn survives_kill(broker: Broker) -> anyhow::Result<()> {
     let publishing = tokio::spawn(keep_publishing(
         Arc::clone(&publisher),
         topic.clone(),
+        MESSAGES,
         Arc::clone(&app.received),
         Arc::clone(&published),
         backlog_bound(broker),
@@ -333,6 +356,99 @@ async fn survives_kill(broker: Broker) -> anyhow::Result<()> {
     let deliveries = app.received.all().len();
     eprintln!(
         "{broker:?}: {MESSAGES} messages, {deliveries} deliveries ({} repeated), killed at {seen_at_kill} seen, {:.1?} in all",
+        deliveries - seen.len(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// A hot swap of the broker component mid-flow
+// ---------------------------------------------------------------------------
+
+/// The swap scenario on `broker`: one sidecar publishes [`SWAP_MESSAGES`]
+/// and delivers them to its app while its pub/sub component is swapped
+/// [`SWAPS`] times (each time its YAML changes and `POST
+/// /v1.0/outrig/reload` loads a new version while the old one settles what
+/// it handed out); every message must reach the app. Repeats are counted
+/// and reported, not failed: at least once allows them.
+async fn survives_swap(broker: Broker) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let topic = common::unique_name("faults-swap");
+    let app_id = AppId::new("faults-swap");
+    let _cleanup = BrokerCleanup::new(broker)
+        .topic(&topic)
+        .group(app_id.as_str(), None);
+    let resources = Resources::new();
+    // Each version differs by a metadata entry no component reads.
+    let declare = |generation: u64| {
+        let generation = generation.to_string();
+        let mut metadata = recovery_metadata(broker);
+        metadata.push(("outrigTestGeneration", &generation));
+        resources.builtin("pubsub", broker.component_type(), &metadata);
+    };
+    declare(0);
+    let app = start_app(&topic).await?;
+    let sidecar =
+        Arc::new(start_sidecar_with(&app_id, &resources, Some(&app), &["--no-watch"]).await?);
+    let published = Arc::new(AtomicU64::new(0));
+    let publishing = tokio::spawn(keep_publishing(
+        Arc::clone(&sidecar),
+        topic.clone(),
+        SWAP_MESSAGES,
+        Arc::clone(&app.received),
+        Arc::clone(&published),
+        backlog_bound(broker),
+        Instant::now() + PHASE_DEADLINE,
+    ));
+    let mut swapped_at = Vec::new();
+    for generation in 1..=SWAPS {
+        // Spread the swaps over the flow.
+        let due = usize::try_from(SWAP_MESSAGES * generation / (SWAPS + 1)).unwrap_or(usize::MAX);
+        if !seen_at_least(&app.received, due, PHASE_DEADLINE).await {
+            publishing.abort();
+            bail!(
+                "{broker:?}: the app saw {} of {due} messages before swap {generation}\n{}",
+                app.received.distinct().len(),
+                logs_of(&[("sidecar", &sidecar)])
+            );
+        }
+        declare(generation);
+        let report = sidecar
+            .call(Method::POST, "/v1.0/outrig/reload", None)
+            .await?
+            .ensure_status(200)?
+            .json()?;
+        ensure!(
+            report["updated"] == json!(["pubsub"]),
+            "{broker:?}: swap {generation} did not update the component: {report}"
+        );
+        swapped_at.push(app.received.distinct().len());
+    }
+    let all = usize::try_from(SWAP_MESSAGES).unwrap_or(usize::MAX);
+    let arrived = seen_at_least(&app.received, all, PHASE_DEADLINE).await;
+    if !arrived {
+        publishing.abort();
+    }
+    match tokio::time::timeout(PHASE_DEADLINE, publishing).await {
+        Ok(Ok(Ok(()))) | Ok(Err(_)) => {}
+        Ok(Ok(Err(err))) => bail!("{broker:?}: {err:#}\n{}", logs_of(&[("sidecar", &sidecar)])),
+        Err(_) => bail!(
+            "{broker:?}: the publisher hung\n{}",
+            logs_of(&[("sidecar", &sidecar)])
+        ),
+    }
+    let seen = app.received.distinct();
+    ensure!(
+        arrived,
+        "{broker:?}: {} ({} published) across {SWAPS} swaps at {swapped_at:?} seen\n{}",
+        missing(&seen, SWAP_MESSAGES),
+        published.load(Ordering::Relaxed),
+        logs_of(&[("sidecar", &sidecar)])
+    );
+    let deliveries = app.received.all().len();
+    eprintln!(
+        "{broker:?}: {SWAP_MESSAGES} messages across {SWAPS} swaps (at {swapped_at:?} seen), {deliveries} deliveries ({} repeated), {:.1?} in all",
         deliveries - seen.len(),
         started.elapsed()
     );
@@ -478,6 +594,12 @@ macro_rules! per_broker {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn replicas_share_and_apps_each_get_all() -> anyhow::Result<()> {
                 groups_share_and_fan_out($broker).await
+            }
+
+            /// Nothing lost across hot swaps of the broker component.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn delivers_every_message_across_hot_swaps() -> anyhow::Result<()> {
+                survives_swap($broker).await
             }
         }
     )*};

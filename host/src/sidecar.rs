@@ -87,7 +87,7 @@ impl DeliveryHandle {
                 Ok(delivery) => *slot.lock().await = Some(delivery),
                 Err(err) => {
                     tracing::error!(error = %err, "pub/sub delivery to the app did not start");
-                    status.started(Vec::new());
+                    status.set_running(Vec::new());
                 }
             }
         });
@@ -132,11 +132,8 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         data_dir: settings.data_dir(),
     };
     let catalog = Arc::new(Catalog::default());
-    let declared = source
-        .declared_delivery()
-        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    if !declared.inbound_retries.is_empty() {
-        tracing::info!(components = ?declared.inbound_retries.keys().collect::<Vec<_>>(), "inbound retry policies (Resiliency)");
+    if !resources.delivery.inbound_retries.is_empty() {
+        tracing::info!(components = ?resources.delivery.inbound_retries.keys().collect::<Vec<_>>(), "inbound retry policies (Resiliency)");
     }
     let reloader = Arc::new(Reloader::new(host, base, source, Arc::clone(&catalog)));
     reloader.load_initial(resources).await;
@@ -154,8 +151,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
                 app_id: settings.app_id.clone(),
                 catalog: Arc::clone(&catalog),
                 signals: Arc::clone(&signals),
-                declarative: declared.subscriptions,
-                retries: declared.inbound_retries,
+                declared: reloader.follow_declared(),
                 settings: DeliverySettings::default(),
                 status: Arc::clone(&delivery_status),
             },

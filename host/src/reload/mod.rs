@@ -19,6 +19,11 @@
 //! Components whose files must never be open twice are swapped by
 //! [`exclusive`]'s "retire, then load", with a short pause and a second
 //! snapshot. Reloads run one at a time.
+//!
+//! Once the components are published, the declared `Subscription`s and
+//! retry policies are published too, for delivery to follow; a reload that
+//! met a broken resource file keeps the declared ones as they were, since
+//! the broken file may have declared some.
 
 pub mod diff;
 pub mod exclusive;
@@ -31,10 +36,11 @@ pub mod watch;
 mod tests;
 
 pub use report::{ReloadCause, ReloadFailure, ReloadReport, ReloadTrigger};
-pub use source::ResourceSource;
+pub use source::{ResourceSource, Scanned};
 
 use crate::blocks::Catalog;
 use crate::blocks::catalog::{CatalogEntry, CatalogSnapshot};
+use crate::blocks::pubsub::delivery::{DeclaredDelivery, DeclaredFeed};
 use crate::blocks::state::StateStore;
 use crate::components::{ComponentHost, LoadContext};
 use crate::config::resources::ComponentResource;
@@ -56,12 +62,15 @@ pub struct Reloader {
     source: ResourceSource,
     catalog: Arc<Catalog>,
     records: Mutex<BTreeMap<String, Record>>,
+    declared: DeclaredFeed,
 }
 
 /// What the resources describe now.
 struct Wanted {
     /// The components listed, with the sha256 of their `.wasm` files.
     desired: Vec<Desired>,
+    /// The subscriptions and retry policies declared.
+    delivery: DeclaredDelivery,
     /// Each resource file that did not parse, with its errors.
     broken_files: BTreeMap<PathBuf, String>,
 }
@@ -81,7 +90,14 @@ impl Reloader {
             source,
             catalog,
             records: Mutex::new(BTreeMap::new()),
+            declared: DeclaredFeed::new(DeclaredDelivery::default()),
         }
+    }
+
+    /// The declared subscriptions and retry policies, now and after every
+    /// reload, for delivery to follow.
+    pub fn follow_declared(&self) -> tokio::sync::watch::Receiver<Arc<DeclaredDelivery>> {
+        self.declared.follow()
     }
 
     /// Where the components are described.
@@ -90,9 +106,9 @@ impl Reloader {
     }
 
     /// The first load, of resources read (strictly) at start.
-    pub async fn load_initial(&self, resources: Vec<ComponentResource>) -> ReloadReport {
-        let wanted = hash_wasm_files(resources, BTreeMap::new());
-        self.apply(ReloadCause::Start, wanted).await
+    pub async fn load_initial(&self, resources: Scanned) -> ReloadReport {
+        self.apply(ReloadCause::Start, hash_wasm_files(resources))
+            .await
     }
 
     /// The `.wasm` files the listed components load, to watch for changes.
@@ -113,7 +129,7 @@ impl Reloader {
             Ok(Err(errors)) => return Err(errors.to_string()),
             Err(err) => return Err(format!("reading the resources failed: {err}")),
         };
-        hash_wasm_files(scanned.components, scanned.broken_files).await
+        hash_wasm_files(scanned).await
     }
 
     /// Reads what is `wanted`, diffs, loads and publishes, all under the
@@ -176,6 +192,9 @@ impl Reloader {
             self.retire_then_load(&mut records, &mut report, later, retiring, resumes)
                 .await;
             self.publish(&records);
+        }
+        if wanted.broken_files.is_empty() {
+            report.delivery_changed = self.declared.publish(wanted.delivery);
         }
         finish(report, started, cause)
     }
@@ -272,15 +291,18 @@ fn plan(records: &BTreeMap<String, Record>, wanted: &Wanted) -> BTreeMap<String,
     diff::plan(&current, &wanted.desired, &wanted.broken_files)
 }
 
-/// `components` with the sha256 of their `.wasm` files as they are now
-/// (read off the async threads).
-async fn hash_wasm_files(
-    components: Vec<ComponentResource>,
-    broken_files: BTreeMap<PathBuf, String>,
-) -> Result<Wanted, String> {
+/// What `scanned` describes, with the sha256 of the `.wasm` files as they
+/// are now (read off the async threads).
+async fn hash_wasm_files(scanned: Scanned) -> Result<Wanted, String> {
+    let Scanned {
+        components,
+        delivery,
+        broken_files,
+    } = scanned;
     match tokio::task::spawn_blocking(move || source::desired(components)).await {
         Ok(desired) => Ok(Wanted {
             desired,
+            delivery,
             broken_files,
         }),
         Err(err) => Err(format!("hashing the .wasm files failed: {err}")),

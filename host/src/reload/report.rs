@@ -46,6 +46,10 @@ pub struct ReloadReport {
     pub unchanged: Vec<String>,
     /// Changes that failed; an earlier version serves where there was one.
     pub failed: Vec<ReloadFailure>,
+    /// Whether the declared `Subscription`s or pub/sub retry policies
+    /// changed (delivery follows at once). A reload with a broken resource
+    /// file leaves them as they were.
+    pub delivery_changed: bool,
     /// How long the reload took, from reading the files to the last swap,
     /// in milliseconds (to the microsecond: a warm swap takes well under one).
     pub elapsed_ms: f64,

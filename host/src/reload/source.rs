@@ -4,10 +4,11 @@
 //! broken file keeps what it described before serving).
 
 use super::diff::Desired;
+use crate::blocks::pubsub::delivery::DeclaredDelivery;
 use crate::blocks::pubsub::subscription::SubscriptionSpec;
-use crate::blocks::resiliency::RetryPolicy;
 use crate::config::resources::{
-    self, ComponentResource, LoadErrors, MetadataEntry, MetadataValue, SubscriptionResource,
+    self, ComponentResource, LoadErrors, LoadReport, MetadataEntry, MetadataValue,
+    SubscriptionResource,
 };
 use crate::config::settings::{DEFAULT_PUBSUB_NAME, DEFAULT_STATE_STORE_NAME, SidecarSettings};
 use anyhow::bail;
@@ -30,12 +31,16 @@ pub enum ResourceSource {
     Embedded(Vec<ComponentResource>),
 }
 
-/// What a lenient read found.
+/// What one read of the resources found for this app.
 #[derive(Debug, Clone, Default)]
 pub struct Scanned {
     /// The components in scope, from the files that parsed.
     pub components: Vec<ComponentResource>,
-    /// Each file that did not parse, with its errors (one line each).
+    /// The subscriptions and retry policies in scope, from the files that
+    /// parsed.
+    pub delivery: DeclaredDelivery,
+    /// Each file that did not parse, with its errors (one line each); empty
+    /// after a strict read.
     pub broken_files: BTreeMap<PathBuf, String>,
 }
 
@@ -70,24 +75,29 @@ impl ResourceSource {
         }
     }
 
-    /// Every component in scope; any error in any file fails the read.
-    pub fn read_all(&self) -> Result<Vec<ComponentResource>, LoadErrors> {
+    /// Everything in scope, read in one pass; any error in any file fails
+    /// the read. Unknown fields are logged. The embedded defaults declare no
+    /// subscription and no retry policy.
+    pub fn read_all(&self) -> Result<Scanned, LoadErrors> {
         match self {
-            ResourceSource::Directory { dir, app_id } => {
-                Ok(in_scope(resources::load_dir(dir)?, app_id))
-            }
-            ResourceSource::Embedded(defaults) => Ok(defaults.clone()),
+            ResourceSource::Directory { dir, app_id } => Ok(in_scope(
+                resources::load_dir_report(dir)?,
+                app_id,
+                BTreeMap::new(),
+            )),
+            ResourceSource::Embedded(defaults) => Ok(Scanned {
+                components: defaults.clone(),
+                ..Scanned::default()
+            }),
         }
     }
 
-    /// The components in scope from the files that parse, and the errors of
-    /// those that do not; fails only when the directory cannot be read.
+    /// [`ResourceSource::read_all`] for a reload: what is in scope in the
+    /// files that parse, and the errors of those that do not; fails only
+    /// when the directory cannot be read.
     pub fn scan(&self) -> Result<Scanned, LoadErrors> {
         let ResourceSource::Directory { dir, app_id } = self else {
-            return self.read_all().map(|components| Scanned {
-                components,
-                broken_files: BTreeMap::new(),
-            });
+            return self.read_all();
         };
         let scan = resources::scan_dir(dir)?;
         let mut broken_files: BTreeMap<PathBuf, String> = BTreeMap::new();
@@ -101,60 +111,41 @@ impl ResourceSource {
                 })
                 .or_insert(line);
         }
-        let components = resources::warn_and_keep_components(scan.report);
-        Ok(Scanned {
-            components: in_scope(components, app_id),
-            broken_files,
-        })
-    }
-
-    /// What the resources declare for delivery to this app, read in one
-    /// pass: the `Subscription`s and each pub/sub component's inbound retry
-    /// policy (from `Resiliency`; a later file wins for the same component),
-    /// of the resources whose `scopes` admit this app (no scopes admit every
-    /// app). Any error in any file fails the read, as
-    /// [`ResourceSource::read_all`] does. The embedded defaults declare
-    /// nothing. Unknown fields are not logged here: reading the components
-    /// logs those of every resource.
-    pub fn declared_delivery(&self) -> Result<DeclaredDelivery, LoadErrors> {
-        match self {
-            ResourceSource::Directory { dir, app_id } => {
-                let report = resources::load_dir_report(dir)?;
-                Ok(DeclaredDelivery {
-                    subscriptions: subscriptions_in_scope(report.subscriptions, app_id),
-                    inbound_retries: report
-                        .resiliencies
-                        .into_iter()
-                        .filter(|resource| admits(&resource.scopes, app_id))
-                        .flat_map(|resource| resource.inbound_retries)
-                        .collect(),
-                })
-            }
-            ResourceSource::Embedded(_) => Ok(DeclaredDelivery::default()),
-        }
-    }
-
-    /// [`ResourceSource::declared_delivery`]'s subscriptions for a reload: those of the files
-    /// that parse (a broken file's errors are reported by
-    /// [`ResourceSource::scan`]); fails only when the directory cannot be read.
-    pub fn scan_subscriptions(&self) -> Result<Vec<SubscriptionSpec>, LoadErrors> {
-        match self {
-            ResourceSource::Directory { dir, app_id } => Ok(subscriptions_in_scope(
-                resources::scan_dir(dir)?.report.subscriptions,
-                app_id,
-            )),
-            ResourceSource::Embedded(_) => Ok(Vec::new()),
-        }
+        Ok(in_scope(scan.report, app_id, broken_files))
     }
 }
 
-/// What the resources declare for pub/sub delivery to the app.
-#[derive(Debug, Default, PartialEq)]
-pub struct DeclaredDelivery {
-    /// The declarative subscriptions in scope.
-    pub subscriptions: Vec<SubscriptionSpec>,
-    /// Each pub/sub component's inbound retry policy, by component name.
-    pub inbound_retries: BTreeMap<String, RetryPolicy>,
+/// What `report` holds for `app_id`: the resources whose `scopes` admit it
+/// (later files win for one component's retry policy). Logs unknown fields.
+fn in_scope(
+    mut report: LoadReport,
+    app_id: &str,
+    broken_files: BTreeMap<PathBuf, String>,
+) -> Scanned {
+    let subscriptions = subscriptions_in_scope(std::mem::take(&mut report.subscriptions), app_id);
+    let inbound_retries = std::mem::take(&mut report.resiliencies)
+        .into_iter()
+        .filter(|resource| admits(&resource.scopes, app_id))
+        .flat_map(|resource| resource.inbound_retries)
+        .collect();
+    let components = resources::warn_and_keep_components(report)
+        .into_iter()
+        .filter(|resource| {
+            let in_scope = admits(&resource.scopes, app_id);
+            if !in_scope {
+                tracing::info!(component = %resource.name, "skipped: app id not in its scopes");
+            }
+            in_scope
+        })
+        .collect();
+    Scanned {
+        components,
+        delivery: DeclaredDelivery {
+            subscriptions,
+            inbound_retries,
+        },
+        broken_files,
+    }
 }
 
 /// Whether a resource with `scopes` applies to `app_id` (no scopes: to all).
@@ -191,21 +182,6 @@ pub fn desired(components: Vec<ComponentResource>) -> Vec<Desired> {
                 .and_then(|wasm| std::fs::read(&wasm.path).ok())
                 .map(|bytes| hex::encode(Sha256::digest(bytes)));
             Desired { resource, sha256 }
-        })
-        .collect()
-}
-
-/// The components whose `scopes` admit `app_id` (no scopes admit every app).
-fn in_scope(components: Vec<ComponentResource>, app_id: &str) -> Vec<ComponentResource> {
-    components
-        .into_iter()
-        .filter(|resource| {
-            let in_scope =
-                resource.scopes.is_empty() || resource.scopes.iter().any(|s| s == app_id);
-            if !in_scope {
-                tracing::info!(component = %resource.name, "skipped: app id not in its scopes");
-            }
-            in_scope
         })
         .collect()
 }
@@ -271,8 +247,11 @@ mod tests {
         let topics = |specs: Vec<SubscriptionSpec>| -> Vec<String> {
             specs.into_iter().map(|spec| spec.topic).collect()
         };
-        let strict = source.declared_delivery().expect("subscriptions");
-        assert_eq!(topics(strict.subscriptions), vec!["everyone", "mine"]);
+        let strict = source.read_all().expect("subscriptions");
+        assert_eq!(
+            topics(strict.delivery.subscriptions),
+            vec!["everyone", "mine"]
+        );
 
         // A broken file fails the strict read; the lenient one keeps the rest.
         std::fs::write(
@@ -280,19 +259,21 @@ mod tests {
             subscription("broken", "").replace("  route: /broken\n", ""),
         )
         .expect("write");
-        let errors = source.declared_delivery().expect_err("broken file");
+        let errors = source.read_all().expect_err("broken file");
         assert!(
             errors.to_string().contains("spec.route: missing"),
             "{errors}"
         );
-        let lenient = source.scan_subscriptions().expect("scan");
-        assert_eq!(topics(lenient), vec!["everyone", "mine"]);
-
-        let embedded = ResourceSource::Embedded(Vec::new());
+        let lenient = source.scan().expect("scan");
         assert_eq!(
-            embedded.declared_delivery(),
-            Ok(DeclaredDelivery::default())
+            topics(lenient.delivery.subscriptions),
+            vec!["everyone", "mine"]
         );
-        assert_eq!(embedded.scan_subscriptions(), Ok(Vec::new()));
+        assert_eq!(lenient.broken_files.len(), 1);
+
+        let embedded = ResourceSource::Embedded(Vec::new())
+            .read_all()
+            .expect("embedded");
+        assert_eq!(embedded.delivery, DeclaredDelivery::default());
     }
 }

@@ -263,3 +263,49 @@ async fn a_redb_store_is_retired_before_its_new_version_opens_the_file() {
         "the new version reads the same file"
     );
 }
+
+#[tokio::test]
+async fn declared_subscriptions_and_retries_follow_reloads_but_not_broken_files() {
+    let fx = Fixture::new();
+    let declared = fx.reloader.follow_declared();
+    let subscription = |route: &str| {
+        format!(
+            "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: orders\nspec:\n  pubsubname: pubsub\n  topic: orders\n  routes:\n    default: {route}\n"
+        )
+    };
+    let resiliency = "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      twice:\n        policy: constant\n        duration: 2s\n        maxRetries: 2\n  targets:\n    components:\n      pubsub:\n        inbound:\n          retry: twice\n";
+    let routes = || -> Vec<Option<String>> {
+        declared
+            .borrow()
+            .subscriptions
+            .iter()
+            .map(|s| s.routes.default.clone())
+            .collect()
+    };
+    let path = |name: &str| fx.dir.path().join(name);
+    std::fs::write(path("subs.yaml"), subscription("/v1")).expect("write");
+    assert!(fx.reload().await.delivery_changed);
+    assert_eq!(routes(), [Some("/v1".to_string())]);
+    assert!(!fx.reload().await.delivery_changed, "nothing changed");
+
+    std::fs::write(path("subs.yaml"), subscription("/v2")).expect("write");
+    std::fs::write(path("resiliency.yaml"), resiliency).expect("write");
+    assert!(fx.reload().await.delivery_changed);
+    assert_eq!(routes(), [Some("/v2".to_string())]);
+    let retry = declared.borrow().inbound_retries.get("pubsub").copied();
+    assert_eq!(retry.and_then(|policy| policy.max_retries), Some(2));
+
+    // A broken file might have declared anything: what was declared stays.
+    std::fs::write(path("subs.yaml"), "kind: Subscription\nspec: [").expect("write");
+    let broken = fx.reload().await;
+    assert!(
+        !broken.delivery_changed && !broken.failed.is_empty(),
+        "{broken:?}"
+    );
+    assert_eq!(routes(), [Some("/v2".to_string())]);
+
+    std::fs::remove_file(path("subs.yaml")).expect("remove");
+    std::fs::remove_file(path("resiliency.yaml")).expect("remove");
+    assert!(fx.reload().await.delivery_changed);
+    assert_eq!(*declared.borrow().as_ref(), DeclaredDelivery::default());
+}

@@ -578,7 +578,7 @@ async fn health_waits_for_delivery_to_the_app_but_the_outbound_probe_does_not() 
     assert_eq!(answer.json()["errorCode"], "ERR_HEALTH_NOT_READY");
     let outbound = call(&f, Method::GET, "/v1.0/healthz/outbound", "").await;
     assert_eq!(outbound.status, StatusCode::NO_CONTENT);
-    delivery.started(Vec::new());
+    delivery.set_running(Vec::new());
     let answer = call(&f, Method::GET, "/v1.0/healthz", "").await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
 }

@@ -12,14 +12,20 @@
 //! pulls more than it has permits for, so a slow app slows the pulls rather
 //! than filling memory. Stopping stops the pulls, lets the events in flight
 //! finish and be settled, and nacks nothing the app has seen.
+//!
+//! A [`supervisor`] keeps one worker per subscription and follows the
+//! [`declared`] subscriptions and retry policies as hot reload changes them.
 
+pub mod declared;
 mod settle;
 pub mod startup;
 pub mod status;
+mod supervisor;
 #[cfg(test)]
 mod tests;
 mod worker;
 
+pub use declared::{DeclaredDelivery, DeclaredFeed};
 pub use settle::Backoff;
 pub use status::DeliveryStatus;
 
@@ -29,12 +35,12 @@ use super::subscription::SubscriptionSpec;
 use crate::appchannel::AppChannel;
 use crate::blocks::Catalog;
 use crate::blocks::resiliency::RetryPolicy;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use supervisor::Supervisor;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
 /// What every worker needs from the sidecar.
 #[derive(Clone)]
@@ -48,8 +54,15 @@ pub struct DeliveryContext {
     pub app: Arc<dyn AppChannel>,
     /// Wakes a worker when this sidecar publishes to its topic.
     pub signals: Arc<PublishSignals>,
-    /// Each pub/sub component's inbound resiliency retry policy, by name.
-    pub retries: Arc<BTreeMap<String, RetryPolicy>>,
+    /// The declared subscriptions and retry policies, as reload keeps them.
+    pub declared: watch::Receiver<Arc<DeclaredDelivery>>,
+}
+
+impl DeliveryContext {
+    /// `pubsub`'s inbound retry policy as declared now.
+    pub fn retry_policy(&self, pubsub: &str) -> Option<RetryPolicy> {
+        self.declared.borrow().inbound_retries.get(pubsub).copied()
+    }
 }
 
 /// How delivery is paced.
@@ -112,50 +125,36 @@ impl ActiveSubscription {
     }
 }
 
-/// The running workers, one per subscription.
+/// Delivery to the app: the supervisor of its workers.
 pub struct Delivery {
     stop: watch::Sender<bool>,
-    workers: JoinSet<()>,
+    supervisor: JoinHandle<()>,
 }
 
 impl Delivery {
-    /// Starts one worker per subscription, reporting them to `status`.
-    /// Subscriptions whose rules do not compile are logged and skipped; the
-    /// others run.
+    /// Starts one worker per subscription, the declared ones (which follow
+    /// reloads) merged with the app's `programmatic` ones, and reports them
+    /// to `status`. Subscriptions whose rules do not compile are logged and
+    /// skipped; the others run.
     pub fn start(
         ctx: DeliveryContext,
-        specs: Vec<SubscriptionSpec>,
+        programmatic: Vec<SubscriptionSpec>,
         settings: DeliverySettings,
-        status: &DeliveryStatus,
+        status: Arc<DeliveryStatus>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let mut workers = JoinSet::new();
-        let mut running = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let subscription = match ActiveSubscription::compile(spec) {
-                Ok(subscription) => subscription,
-                Err(err) => {
-                    tracing::error!("{err}; not subscribed");
-                    continue;
-                }
-            };
-            let subscription = Arc::new(subscription);
-            running.push(Arc::clone(&subscription));
-            let worker =
-                worker::Worker::new(ctx.clone(), subscription, settings.clone(), stopped.clone());
-            workers.spawn(worker.run());
+        let supervisor = Supervisor::start(ctx, programmatic, settings, status);
+        Delivery {
+            stop,
+            supervisor: tokio::spawn(supervisor.run(stopped)),
         }
-        status.started(running);
-        Delivery { stop, workers }
     }
 
     /// Stops pulling and waits until the events in flight are settled.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         self.stop.send_replace(true);
-        while let Some(joined) = self.workers.join_next().await {
-            if let Err(err) = joined {
-                tracing::warn!(error = %err, "a delivery worker ended abnormally");
-            }
+        if let Err(err) = self.supervisor.await {
+            tracing::warn!(error = %err, "pub/sub delivery ended abnormally");
         }
     }
 }

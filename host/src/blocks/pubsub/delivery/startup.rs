@@ -1,14 +1,13 @@
 //! Starting delivery for an app: wait until it listens, ask for its
 //! programmatic subscriptions, add the declarative ones, start the workers.
 
-use super::{Delivery, DeliveryContext, DeliverySettings, DeliveryStatus};
+use super::{DeclaredDelivery, Delivery, DeliveryContext, DeliverySettings, DeliveryStatus};
 use crate::appchannel::{self, AppChannelConfig};
 use crate::blocks::Catalog;
 use crate::blocks::pubsub::PublishSignals;
 use crate::blocks::pubsub::subscription::SubscriptionSpec;
-use crate::blocks::resiliency::RetryPolicy;
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// What delivery needs besides the app channel.
 pub struct DeliveryPlan {
@@ -18,10 +17,9 @@ pub struct DeliveryPlan {
     pub catalog: Arc<Catalog>,
     /// Publishes through this sidecar wake the workers of their topic.
     pub signals: Arc<PublishSignals>,
-    /// The declarative subscriptions in scope for this app.
-    pub declarative: Vec<SubscriptionSpec>,
-    /// Each pub/sub component's inbound retry policy (`Resiliency`).
-    pub retries: BTreeMap<String, RetryPolicy>,
+    /// The declarative subscriptions and retry policies, followed as
+    /// reloads change them.
+    pub declared: watch::Receiver<Arc<DeclaredDelivery>>,
     /// How delivery is paced.
     pub settings: DeliverySettings,
     /// Where delivery reports its subscriptions and readiness.
@@ -42,20 +40,24 @@ pub async fn start_for_app(
             Vec::new()
         }
     };
-    let specs = merge(plan.declarative, programmatic);
     let ctx = DeliveryContext {
         app_id: plan.app_id,
         catalog: plan.catalog,
         app,
         signals: plan.signals,
-        retries: Arc::new(plan.retries),
+        declared: plan.declared,
     };
-    Ok(Delivery::start(ctx, specs, plan.settings, &plan.status))
+    Ok(Delivery::start(
+        ctx,
+        programmatic,
+        plan.settings,
+        plan.status,
+    ))
 }
 
 /// One subscription per (pub/sub, topic): the declarative one wins over the
 /// app's own for the same topic, and repeats are logged and left out.
-fn merge(
+pub(super) fn merge(
     declarative: Vec<SubscriptionSpec>,
     programmatic: Vec<SubscriptionSpec>,
 ) -> Vec<SubscriptionSpec> {

@@ -5,16 +5,18 @@
 //!
 //! Readiness waits for each subscription's first attempt to subscribe, not
 //! for its success: a broker that is down is logged and retried, and must
-//! not keep the whole sidecar unready.
+//! not keep the whole sidecar unready. Once ready, the sidecar stays ready:
+//! a subscription a reload adds later does not take it out of service.
 
 use super::ActiveSubscription;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Shared between the sidecar's delivery, its APIs and its workers.
 pub struct DeliveryStatus {
     expects_app: bool,
     running: RwLock<Option<Vec<Arc<ActiveSubscription>>>>,
+    became_ready: AtomicBool,
 }
 
 impl Default for DeliveryStatus {
@@ -31,30 +33,35 @@ impl DeliveryStatus {
         DeliveryStatus {
             expects_app,
             running: RwLock::new(None),
+            became_ready: AtomicBool::new(false),
         }
     }
 
-    /// Delivery started with these subscriptions (none if it could not
-    /// start: the error was logged, and readiness must not wait forever).
-    pub fn started(&self, subscriptions: Vec<Arc<ActiveSubscription>>) {
+    /// Delivery runs these subscriptions now (none if it could not start:
+    /// the error was logged, and readiness must not wait forever).
+    pub fn set_running(&self, subscriptions: Vec<Arc<ActiveSubscription>>) {
         if let Ok(mut running) = self.running.write() {
             *running = Some(subscriptions);
         }
     }
 
     /// Whether the app's subscriptions are in place: delivery started and
-    /// every worker has tried to subscribe once.
+    /// every worker it started with has tried to subscribe once.
     pub fn is_ready(&self) -> bool {
-        if !self.expects_app {
+        if !self.expects_app || self.became_ready.load(Ordering::Acquire) {
             return true;
         }
-        self.running.read().is_ok_and(|running| {
+        let ready = self.running.read().is_ok_and(|running| {
             running.as_ref().is_some_and(|subscriptions| {
                 subscriptions
                     .iter()
                     .all(|s| s.subscribe_attempted.load(Ordering::Acquire))
             })
-        })
+        });
+        if ready {
+            self.became_ready.store(true, Ordering::Release);
+        }
+        ready
     }
 
     /// The subscriptions being delivered, in the order they started.

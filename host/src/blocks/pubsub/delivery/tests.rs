@@ -31,25 +31,32 @@ struct RecordingBroker {
 
 impl RecordingBroker {
     fn with_events(count: usize) -> Arc<Self> {
-        let broker = RecordingBroker::default();
-        {
-            let mut queue = broker.queue.lock().unwrap();
-            for n in 0..count {
-                let event = serde_json::json!({
-                    "specversion": "1.0", "id": n.to_string(), "source": "test",
-                    "type": "test.event", "data": {"n": n}
-                });
-                queue.push_back(IncomingMessage {
-                    id: format!("m{n}"),
-                    topic: "orders".into(),
-                    data: serde_json::to_vec(&event).unwrap(),
-                    content_type: "application/cloudevents+json".into(),
-                    metadata: Default::default(),
-                    attempt: 1,
-                });
-            }
+        let broker = Arc::new(RecordingBroker::default());
+        for n in 0..count {
+            broker.push("orders", &format!("m{n}"));
         }
-        Arc::new(broker)
+        broker
+    }
+
+    /// Queues an event with id `id` on `topic`.
+    fn push(&self, topic: &str, id: &str) {
+        let event = serde_json::json!({
+            "specversion": "1.0", "id": id, "source": "test",
+            "type": "test.event", "data": {"id": id}
+        });
+        self.queue.lock().unwrap().push_back(IncomingMessage {
+            id: id.into(),
+            topic: topic.into(),
+            data: serde_json::to_vec(&event).unwrap(),
+            content_type: "application/cloudevents+json".into(),
+            metadata: Default::default(),
+            attempt: 1,
+        });
+    }
+
+    fn queued(&self, topic: &str) -> usize {
+        let queue = self.queue.lock().unwrap();
+        queue.iter().filter(|m| m.topic == topic).count()
     }
 
     fn settled(&self) -> usize {
@@ -73,7 +80,7 @@ impl Broker for RecordingBroker {
 
     async fn pull(
         &self,
-        _subscription: &BrokerSubscription,
+        subscription: &BrokerSubscription,
         max: u32,
         _wait: Duration,
     ) -> Result<Vec<IncomingMessage>, ComponentError> {
@@ -87,8 +94,15 @@ impl Broker for RecordingBroker {
             return Err(ComponentError::Unavailable("the broker is down".into()));
         }
         let mut queue = self.queue.lock().unwrap();
-        let take = queue.len().min(max as usize);
-        Ok(queue.drain(..take).collect())
+        let (mut taken, kept) = (Vec::new(), std::mem::take(&mut *queue));
+        for message in kept {
+            if taken.len() < max as usize && message.topic == subscription.topic {
+                taken.push(message);
+            } else {
+                queue.push_back(message);
+            }
+        }
+        Ok(taken)
     }
 
     async fn ack(&self, ids: Vec<String>) -> Result<(), ComponentError> {
@@ -184,13 +198,20 @@ fn catalog_with(broker: Arc<RecordingBroker>) -> Arc<Catalog> {
 
 fn spec(dead_letter: Option<&str>) -> SubscriptionSpec {
     SubscriptionSpec {
+        dead_letter_topic: dead_letter.map(String::from),
+        ..spec_to("orders", "/orders")
+    }
+}
+
+/// A subscription to `topic` of the `pubsub` component, routed to `route`.
+fn spec_to(topic: &str, route: &str) -> SubscriptionSpec {
+    SubscriptionSpec {
         pubsub_name: "pubsub".into(),
-        topic: "orders".into(),
+        topic: topic.into(),
         routes: Routes {
             rules: Vec::new(),
-            default: Some("/orders".into()),
+            default: Some(route.into()),
         },
-        dead_letter_topic: dead_letter.map(String::from),
         origin: "test".into(),
         ..SubscriptionSpec::default()
     }
@@ -202,29 +223,50 @@ fn start(
     spec: SubscriptionSpec,
     concurrency: usize,
 ) -> Delivery {
-    start_reporting(broker, app, spec, concurrency, &DeliveryStatus::new(true))
+    start_reporting(
+        broker,
+        app,
+        spec,
+        concurrency,
+        &Arc::new(DeliveryStatus::new(true)),
+    )
 }
 
+/// Delivery of the app's own subscription `spec`, with nothing declared.
 fn start_reporting(
     broker: &Arc<RecordingBroker>,
     app: &Arc<ScriptedApp>,
     spec: SubscriptionSpec,
     concurrency: usize,
-    status: &DeliveryStatus,
+    status: &Arc<DeliveryStatus>,
+) -> Delivery {
+    let declared = DeclaredFeed::new(DeclaredDelivery::default());
+    start_following(broker, app, vec![spec], &declared, concurrency, status)
+}
+
+/// Delivery of the app's own subscriptions `programmatic` and of those
+/// `declared` declares, now and later.
+fn start_following(
+    broker: &Arc<RecordingBroker>,
+    app: &Arc<ScriptedApp>,
+    programmatic: Vec<SubscriptionSpec>,
+    declared: &DeclaredFeed,
+    concurrency: usize,
+    status: &Arc<DeliveryStatus>,
 ) -> Delivery {
     let ctx = DeliveryContext {
         app_id: "app".into(),
         catalog: catalog_with(Arc::clone(broker)),
         app: Arc::clone(app) as Arc<dyn AppChannel>,
         signals: Arc::new(PublishSignals::default()),
-        retries: Default::default(),
+        declared: declared.follow(),
     };
     let settings = DeliverySettings {
         concurrency,
         idle_poll: Duration::from_millis(5),
         ..DeliverySettings::default()
     };
-    Delivery::start(ctx, vec![spec], settings, status)
+    Delivery::start(ctx, programmatic, settings, Arc::clone(status))
 }
 
 /// Waits (bounded) until `done` holds; the bound only keeps a broken build
@@ -356,7 +398,7 @@ async fn bulk_subscriptions_deliver_batches() {
 
 #[tokio::test]
 async fn readiness_waits_until_the_worker_subscribed_at_the_broker() {
-    let status = DeliveryStatus::new(true);
+    let status = Arc::new(DeliveryStatus::new(true));
     assert!(!status.is_ready(), "not ready before delivery starts");
     let broker = RecordingBroker::with_events(1);
     let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
@@ -380,7 +422,7 @@ async fn readiness_waits_until_the_worker_subscribed_at_the_broker() {
 
 #[tokio::test]
 async fn a_refused_subscribe_is_retried_without_holding_readiness_back() {
-    let status = DeliveryStatus::new(true);
+    let status = Arc::new(DeliveryStatus::new(true));
     let broker = RecordingBroker::with_events(1);
     broker.refused_subscribes.store(2, Ordering::SeqCst);
     let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
@@ -395,4 +437,107 @@ async fn a_refused_subscribe_is_retried_without_holding_readiness_back() {
         "two refusals, then a subscribe that works"
     );
     assert!(pulls[3..].iter().all(|&max| max > 0));
+}
+
+#[tokio::test]
+async fn declared_subscriptions_follow_reloads_and_leave_the_others_running() {
+    let broker = RecordingBroker::with_events(0);
+    let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
+    let status = Arc::new(DeliveryStatus::new(true));
+    let declared = DeclaredFeed::new(DeclaredDelivery {
+        subscriptions: vec![spec_to("declared", "/v1")],
+        ..DeclaredDelivery::default()
+    });
+    let own = spec_to("orders", "/orders");
+    let delivery = start_following(&broker, &app, vec![own], &declared, 4, &status);
+    broker.push("declared", "d1");
+    broker.push("orders", "o1");
+    eventually(|| broker.settled() == 2).await;
+    let own_worker = Arc::clone(&status.subscriptions()[1]);
+
+    // The route changes: the subscription's worker is replaced.
+    assert!(declared.publish(DeclaredDelivery {
+        subscriptions: vec![spec_to("declared", "/v2")],
+        ..DeclaredDelivery::default()
+    }));
+    eventually(|| status.subscriptions()[0].spec.routes.default.as_deref() == Some("/v2")).await;
+    broker.push("declared", "d2");
+    eventually(|| broker.settled() == 3).await;
+
+    // Another topic replaces it: the old topic is no longer pulled.
+    declared.publish(DeclaredDelivery {
+        subscriptions: vec![spec_to("moved", "/moved")],
+        ..DeclaredDelivery::default()
+    });
+    eventually(|| status.subscriptions()[0].spec.topic == "moved").await;
+    broker.push("moved", "m1");
+    eventually(|| broker.settled() == 4).await;
+    broker.push("declared", "d3");
+    broker.push("orders", "o2");
+    eventually(|| broker.settled() == 5).await;
+    delivery.stop().await;
+
+    assert_eq!(broker.queued("declared"), 1, "d3 was left for nobody");
+    let routes = app.routes.lock().unwrap().clone();
+    let count = |route: &str| routes.iter().filter(|r| *r == route).count();
+    assert_eq!(
+        (
+            count("/v1"),
+            count("/v2"),
+            count("/moved"),
+            count("/orders")
+        ),
+        (1, 1, 1, 2),
+        "{routes:?}"
+    );
+    assert!(
+        Arc::ptr_eq(&own_worker, &status.subscriptions()[1]),
+        "the app's own subscription kept its worker"
+    );
+    assert!(
+        !declared.publish(DeclaredDelivery {
+            subscriptions: vec![spec_to("moved", "/moved")],
+            ..DeclaredDelivery::default()
+        }),
+        "the same declaration is no change"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_retry_policy_applies_to_the_next_settlement() {
+    use crate::blocks::resiliency::{RetryBackoff, RetryPolicy};
+    let policy = |seconds| DeclaredDelivery {
+        inbound_retries: [(
+            "pubsub".to_string(),
+            RetryPolicy {
+                backoff: RetryBackoff::Constant(Duration::from_secs(seconds)),
+                max_retries: None,
+            },
+        )]
+        .into(),
+        ..DeclaredDelivery::default()
+    };
+    let broker = RecordingBroker::with_events(1);
+    let app = ScriptedApp::new(Verdict::Retry, Duration::ZERO);
+    let status = Arc::new(DeliveryStatus::new(true));
+    let declared = DeclaredFeed::new(policy(7));
+    let delivery = start_following(&broker, &app, vec![spec(None)], &declared, 2, &status);
+    eventually(|| broker.settled() == 1).await;
+    let worker = Arc::clone(&status.subscriptions()[0]);
+    declared.publish(policy(9));
+    broker.push("orders", "later");
+    eventually(|| broker.settled() == 2).await;
+    delivery.stop().await;
+    let delays: Vec<Duration> = broker
+        .nacked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, d)| *d)
+        .collect();
+    assert_eq!(delays, [Duration::from_secs(7), Duration::from_secs(9)]);
+    assert!(
+        Arc::ptr_eq(&worker, &status.subscriptions()[0]),
+        "no restart for a policy"
+    );
 }

@@ -292,7 +292,7 @@ async fn deliver_one(
                 verdict,
                 message.attempt,
                 spec.dead_letter_topic.as_deref(),
-                ctx.retries.get(&spec.pubsub_name),
+                ctx.retry_policy(&spec.pubsub_name).as_ref(),
                 backoff,
             )
         }
@@ -347,7 +347,7 @@ async fn deliver_batch(
                 verdict,
                 message.attempt,
                 spec.dead_letter_topic.as_deref(),
-                ctx.retries.get(&spec.pubsub_name),
+                ctx.retry_policy(&spec.pubsub_name).as_ref(),
                 backoff,
             );
             settle(broker.as_ref(), message, settlement, backoff).await;
