@@ -16,6 +16,7 @@
 //! A [`supervisor`] keeps one worker per subscription and follows the
 //! [`declared`] subscriptions and retry policies as hot reload changes them.
 
+mod acks;
 pub mod declared;
 mod settle;
 pub mod startup;

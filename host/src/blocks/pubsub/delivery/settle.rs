@@ -1,9 +1,11 @@
 //! Deciding and carrying out what happens to an event once the app (or the
 //! host) has judged it: ack, nack after a backoff, or dead-letter.
 
+use super::acks::AckBatcher;
 use crate::appchannel::events::Verdict;
 use crate::blocks::pubsub::{Broker, IncomingMessage, OutgoingMessage};
 use crate::blocks::resiliency::RetryPolicy;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// When an event is delivered again after the app asked for a retry: the
@@ -79,19 +81,24 @@ pub fn dropped(dead_letter_topic: Option<&str>) -> Settlement {
     }
 }
 
-/// Carries out `settlement` for `message` on the broker that handed it out.
-/// A dead letter that cannot be published is nacked instead, so it is not
-/// lost. Failures to settle are logged: the broker redelivers what it never
-/// heard about, which at-least-once delivery allows.
+/// Carries out `settlement` for `message` on the broker that handed it out,
+/// acks through `acks`. A dead letter that cannot be published is nacked
+/// instead, so it is not lost. Failures to settle are logged: the broker
+/// redelivers what it never heard about, which at-least-once delivery
+/// allows.
 pub async fn settle(
-    broker: &dyn Broker,
+    broker: &Arc<dyn Broker>,
+    acks: &AckBatcher,
     message: &IncomingMessage,
     settlement: Settlement,
     backoff: &Backoff,
 ) {
     let ids = vec![message.id.clone()];
     let result = match settlement {
-        Settlement::Ack => broker.ack(ids).await,
+        Settlement::Ack => {
+            acks.ack(broker, message.id.clone(), &message.topic).await;
+            Ok(())
+        }
         Settlement::Nack(after) => broker.nack(ids, after).await,
         Settlement::DeadLetter(topic) => {
             let letter = OutgoingMessage {
@@ -102,7 +109,8 @@ pub async fn settle(
             match broker.publish(&topic, vec![letter]).await {
                 Ok(()) => {
                     tracing::info!(topic = %message.topic, dead_letter_topic = %topic, "event dead-lettered");
-                    broker.ack(ids).await
+                    acks.ack(broker, message.id.clone(), &message.topic).await;
+                    Ok(())
                 }
                 Err(failures) => {
                     let reason = failures

@@ -27,6 +27,9 @@ struct RecordingBroker {
     pulls: Mutex<Vec<u32>>,
     /// How many pulls for nothing (subscribes) fail before one works.
     refused_subscribes: AtomicUsize,
+    /// How many ack calls were made, and how long each takes.
+    ack_calls: AtomicUsize,
+    ack_pause: Duration,
 }
 
 impl RecordingBroker {
@@ -57,6 +60,13 @@ impl RecordingBroker {
     fn queued(&self, topic: &str) -> usize {
         let queue = self.queue.lock().unwrap();
         queue.iter().filter(|m| m.topic == topic).count()
+    }
+
+    /// The ids acked, repeats kept, sorted by their number.
+    fn acked_in_order(&self) -> Vec<String> {
+        let mut acked = self.acked.lock().unwrap().clone();
+        acked.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
+        acked
     }
 
     fn settled(&self) -> usize {
@@ -106,6 +116,8 @@ impl Broker for RecordingBroker {
     }
 
     async fn ack(&self, ids: Vec<String>) -> Result<(), ComponentError> {
+        self.ack_calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.ack_pause).await;
         self.acked.lock().unwrap().extend(ids);
         Ok(())
     }
@@ -281,6 +293,11 @@ async fn eventually(done: impl Fn() -> bool) {
     panic!("the condition never held");
 }
 
+/// The ids `m0` to `m<count - 1>`.
+fn numbered(count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("m{n}")).collect()
+}
+
 #[tokio::test]
 async fn success_acks_every_event_and_nothing_else() {
     let broker = RecordingBroker::with_events(50);
@@ -288,12 +305,27 @@ async fn success_acks_every_event_and_nothing_else() {
     let delivery = start(&broker, &app, spec(None), 8);
     eventually(|| broker.settled() == 50).await;
     delivery.stop().await;
-    let mut acked = broker.acked.lock().unwrap().clone();
-    acked.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
-    let expected: Vec<String> = (0..50).map(|n| format!("m{n}")).collect();
-    assert_eq!(acked, expected);
+    assert_eq!(broker.acked_in_order(), numbered(50));
     assert!(broker.nacked.lock().unwrap().is_empty());
     assert!(app.routes.lock().unwrap().iter().all(|r| r == "/orders"));
+}
+
+#[tokio::test]
+async fn acks_answered_while_one_is_under_way_share_the_next_call() {
+    let broker = Arc::new(RecordingBroker {
+        ack_pause: Duration::from_millis(5),
+        ..RecordingBroker::default()
+    });
+    for n in 0..60 {
+        broker.push("orders", &format!("m{n}"));
+    }
+    let app = ScriptedApp::new(Verdict::Success, Duration::ZERO);
+    let delivery = start(&broker, &app, spec(None), 16);
+    eventually(|| broker.settled() == 60).await;
+    delivery.stop().await;
+    assert_eq!(broker.acked_in_order(), numbered(60), "each acked once");
+    let calls = broker.ack_calls.load(Ordering::SeqCst);
+    assert!(calls <= 30, "{calls} ack calls for 60 events");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! One subscription's delivery loop: pull as many events as there is room
 //! for, deliver each (or each batch) to the app, settle it by the answer.
 
+use super::acks::AckBatcher;
 use super::settle::{self, Settlement, settle};
 use super::{ActiveSubscription, DeliveryContext, DeliverySettings};
 use crate::appchannel::events::{BulkDelivery, BulkEntry, TopicDelivery, Verdict};
@@ -25,6 +26,7 @@ pub struct Worker {
     broker_subscription: BrokerSubscription,
     signal: Arc<Notify>,
     permits: Arc<Semaphore>,
+    acks: Arc<AckBatcher>,
 }
 
 impl Worker {
@@ -59,6 +61,7 @@ impl Worker {
             broker_subscription,
             signal,
             permits: Arc::new(Semaphore::new(in_flight)),
+            acks: Arc::default(),
         }
     }
 
@@ -121,8 +124,9 @@ impl Worker {
             let ctx = self.ctx.clone();
             let backoff = self.settings.backoff;
             if subscription.spec.bulk.is_some() {
+                let acks = Arc::clone(&self.acks);
                 in_flight.spawn(async move {
-                    deliver_batch(&ctx, &subscription, broker, messages, &backoff).await;
+                    deliver_batch(&ctx, &subscription, broker, &acks, messages, &backoff).await;
                     drop(room);
                 });
                 continue;
@@ -132,8 +136,9 @@ impl Worker {
                 let subscription = Arc::clone(&subscription);
                 let ctx = ctx.clone();
                 let broker = Arc::clone(&broker);
+                let acks = Arc::clone(&self.acks);
                 in_flight.spawn(async move {
-                    deliver_one(&ctx, &subscription, broker, message, &backoff).await;
+                    deliver_one(&ctx, &subscription, broker, &acks, message, &backoff).await;
                     drop(permit);
                 });
             }
@@ -265,6 +270,7 @@ async fn deliver_one(
     ctx: &DeliveryContext,
     subscription: &ActiveSubscription,
     broker: Arc<dyn Broker>,
+    acks: &AckBatcher,
     message: IncomingMessage,
     backoff: &settle::Backoff,
 ) {
@@ -297,7 +303,7 @@ async fn deliver_one(
             )
         }
     };
-    settle(broker.as_ref(), &message, settlement, backoff).await;
+    settle(&broker, acks, &message, settlement, backoff).await;
 }
 
 /// Delivers a batch (bulk subscribe): one call per route the batch's events
@@ -306,6 +312,7 @@ async fn deliver_batch(
     ctx: &DeliveryContext,
     subscription: &ActiveSubscription,
     broker: Arc<dyn Broker>,
+    acks: &AckBatcher,
     messages: Vec<IncomingMessage>,
     backoff: &settle::Backoff,
 ) {
@@ -313,7 +320,7 @@ async fn deliver_batch(
     let mut by_route: Vec<(String, Vec<(IncomingMessage, Value)>)> = Vec::new();
     for message in messages {
         match event_of(subscription, &message) {
-            Err(settlement) => settle(broker.as_ref(), &message, settlement, backoff).await,
+            Err(settlement) => settle(&broker, acks, &message, settlement, backoff).await,
             Ok((event, route)) => match by_route.iter_mut().find(|(r, _)| *r == route) {
                 Some((_, group)) => group.push((message, event)),
                 None => by_route.push((route, vec![(message, event)])),
@@ -342,15 +349,18 @@ async fn deliver_batch(
                 vec![Verdict::Retry; group.len()]
             }
         };
-        for ((message, _), verdict) in group.iter().zip(verdicts) {
+        // Settled together, so the batch's acks share broker calls.
+        let retry = ctx.retry_policy(&spec.pubsub_name);
+        let settles = group.iter().zip(verdicts).map(|((message, _), verdict)| {
             let settlement = settle::settlement(
                 verdict,
                 message.attempt,
                 spec.dead_letter_topic.as_deref(),
-                ctx.retry_policy(&spec.pubsub_name).as_ref(),
+                retry.as_ref(),
                 backoff,
             );
-            settle(broker.as_ref(), message, settlement, backoff).await;
-        }
+            settle(&broker, acks, message, settlement, backoff)
+        });
+        futures::future::join_all(settles).await;
     }
 }
