@@ -307,16 +307,24 @@ impl<S: Socket> Client<S> {
         Ok(std::mem::take(&mut self.session.pulled))
     }
 
-    /// Sends acks and rejects (no replies) in one write.
+    /// Queues acks and rejects (no replies) for the next request's write;
+    /// [`Client::sync`] sends them if nothing else does.
     pub fn settle(&mut self, requests: &[Request]) -> io::Result<()> {
-        if requests.is_empty() {
-            return Ok(());
-        }
         let mut out = Vec::new();
         for request in requests {
             Session::<S>::frame(DELIVERY, request, &mut out)?;
         }
-        self.session.transport.write(&out)
+        self.session.transport.defer(&out);
+        Ok(())
+    }
+
+    /// Sends what [`Client::settle`] queued, with a round trip that tells
+    /// the server has it; nothing when nothing is queued.
+    pub fn send_settled(&mut self) -> io::Result<()> {
+        if self.session.transport.has_deferred() {
+            self.sync()?;
+        }
+        Ok(())
     }
 
     /// A round trip on the delivery channel: when it returns, the server

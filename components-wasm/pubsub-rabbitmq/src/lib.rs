@@ -110,6 +110,12 @@ impl RabbitBroker {
         f: impl Fn(&mut Client<TcpStream>) -> io::Result<Answer<T>>,
     ) -> Result<T> {
         let config = &self.config;
+        // Acks queued during the call reach the server before it returns.
+        let f = |client: &mut Client<TcpStream>| {
+            let answer = f(client)?;
+            client.send_settled()?;
+            Ok(answer)
+        };
         self.conn
             .run(|| open(config), retry_if_closed, f)
             .map_err(|err| {
@@ -207,7 +213,11 @@ impl PubSub for RabbitBroker {
             }
             let mut got = client.get(queue, max)?;
             if got.is_empty() && !wait.is_zero() {
-                got = client.wait_for(queue, max, wait, |c| settle::apply_relays(c, durable))?;
+                got = client.wait_for(queue, max, wait, |c| {
+                    settle::apply_relays(c, durable)?;
+                    // Not left queued through the wait.
+                    c.session.transport.write(&[])
+                })?;
                 if !got.is_empty() && got.len() < max {
                     got.extend(client.get(queue, max - got.len())?);
                 }

@@ -34,6 +34,8 @@ impl Socket for TcpStream {
 pub struct Transport<S> {
     stream: S,
     buf: Vec<u8>,
+    /// Frames that need no reply (acks), sent in front of the next write.
+    deferred: Vec<u8>,
     /// The largest frame either side may send, overhead included.
     frame_max: usize,
     /// The negotiated heartbeat interval; `None` when heartbeats are off.
@@ -50,6 +52,7 @@ impl<S: Socket> Transport<S> {
         Transport {
             stream,
             buf: Vec::new(),
+            deferred: Vec::new(),
             frame_max: 4096,
             heartbeat: None,
             last_read: now,
@@ -74,14 +77,38 @@ impl<S: Socket> Transport<S> {
         &mut self.stream
     }
 
-    /// Writes `bytes` (whole frames) and flushes them.
+    /// Writes `bytes` (whole frames), after the deferred ones, in one
+    /// write, and flushes them; nothing at all when both are empty.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream
-            .write_all(bytes)
-            .and_then(|()| self.stream.flush())
-            .map_err(gone)?;
+        if bytes.is_empty() && self.deferred.is_empty() {
+            return Ok(());
+        }
+        let result = if self.deferred.is_empty() {
+            self.stream.write_all(bytes)
+        } else {
+            self.deferred.extend_from_slice(bytes);
+            let all = std::mem::take(&mut self.deferred);
+            self.stream.write_all(&all)
+        };
+        result.and_then(|()| self.stream.flush()).map_err(gone)?;
         self.last_write = Instant::now();
         Ok(())
+    }
+
+    /// Keeps `bytes` (whole frames the server does not answer) for the
+    /// next write.
+    ///
+    /// The host's sockets keep Nagle's algorithm on (WASI cannot turn it
+    /// off): frames nobody answers, written alone, hold the next write back
+    /// until the server's delayed ACK, some 40 ms. Sent in front of a
+    /// request instead, they go out at once and the reply acknowledges them.
+    pub fn defer(&mut self, bytes: &[u8]) {
+        self.deferred.extend_from_slice(bytes);
+    }
+
+    /// Whether deferred frames wait for a write.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
     }
 
     /// The next frame other than a heartbeat, or `None` once `deadline`
