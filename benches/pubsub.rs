@@ -78,6 +78,24 @@ struct Measured {
     per_second: f64,
     p50_us: u64,
     p99_us: u64,
+    /// The sidecar's CPU time (user and system) per message, in µs: what
+    /// the sidecar costs whatever else shares the machine.
+    sidecar_cpu_us: Option<f64>,
+}
+
+/// The clock ticks per second of `/proc` CPU times: Linux's `USER_HZ`, 100
+/// on every architecture the project builds for.
+const USER_HZ: f64 = 100.0;
+
+/// The CPU time `pid` has used so far (user and system), from
+/// `/proc/<pid>/stat`.
+fn cpu_time(pid: i32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime the 12th and stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / USER_HZ))
 }
 
 /// Publishes `messages` to `url` from `publishers` concurrent clients, then
@@ -157,6 +175,7 @@ async fn drive(
         per_second: messages as f64 / elapsed.as_secs_f64(),
         p50_us: at(0.5),
         p99_us: at(0.99),
+        sidecar_cpu_us: None,
     })
 }
 
@@ -224,7 +243,13 @@ async fn through_sidecar(
         Some(Broker::Mqtt) => MQTT_BACKLOG,
         _ => usize::MAX,
     };
-    drive(component, &url, &arrivals, messages, publishers, backlog).await
+    let pid = sidecar.pid().as_raw();
+    let cpu_before = cpu_time(pid);
+    let mut measured = drive(component, &url, &arrivals, messages, publishers, backlog).await?;
+    if let (Some(before), Some(after)) = (cpu_before, cpu_time(pid)) {
+        measured.sidecar_cpu_us = Some((after - before).as_secs_f64() * 1e6 / messages as f64);
+    }
+    Ok(measured)
 }
 
 fn delete_redis_stream(key: &str) -> anyhow::Result<()> {
@@ -307,6 +332,7 @@ fn native_redis(messages: usize) -> anyhow::Result<Measured> {
         per_second: messages as f64 / elapsed.as_secs_f64(),
         p50_us: 0,
         p99_us: 0,
+        sidecar_cpu_us: None,
     })
 }
 
@@ -366,6 +392,7 @@ async fn native_nats(messages: usize) -> anyhow::Result<Measured> {
         per_second: messages as f64 / elapsed.as_secs_f64(),
         p50_us: 0,
         p99_us: 0,
+        sidecar_cpu_us: None,
     })
 }
 
@@ -403,12 +430,15 @@ async fn run() -> anyhow::Result<()> {
     if chosen("pubsub.jetstream") {
         natives.push(("pubsub.jetstream", native_nats(messages).await?));
     }
-    println!("| path | msgs/s | vs direct | end-to-end p50 µs | p99 µs |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| path | msgs/s | vs direct | end-to-end p50 µs | p99 µs | sidecar CPU µs/msg |");
+    println!("|---|---:|---:|---:|---:|---:|");
     let base = rows[0].per_second;
     for row in &rows {
+        let cpu = row
+            .sidecar_cpu_us
+            .map_or(String::new(), |us| format!("{us:.0}"));
         println!(
-            "| {} | {:.0} | {:.2} | {} | {} |",
+            "| {} | {:.0} | {:.2} | {} | {} | {cpu} |",
             row.label,
             row.per_second,
             row.per_second / base,
@@ -417,7 +447,7 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     for failure in &failed {
-        println!("| {failure} | failed | | | |");
+        println!("| {failure} | failed | | | | |");
     }
     for (component, native) in &natives {
         let through = rows
@@ -425,7 +455,7 @@ async fn run() -> anyhow::Result<()> {
             .find(|r| r.label == *component)
             .map_or(0.0, |r| r.per_second);
         println!(
-            "| {} | {:.0} | ({component} end to end is {:.2} of it) | | |",
+            "| {} | {:.0} | ({component} end to end is {:.2} of it) | | | |",
             native.label,
             native.per_second,
             through / native.per_second
