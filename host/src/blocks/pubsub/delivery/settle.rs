@@ -2,8 +2,10 @@
 //! host) has judged it: ack, nack after a backoff, or dead-letter.
 
 use crate::appchannel::events::Verdict;
+use crate::blocks::pubsub::subscription::SubscriptionSpec;
 use crate::blocks::pubsub::{Broker, IncomingMessage, OutgoingMessage};
 use crate::blocks::resiliency::RetryPolicy;
+use crate::telemetry::pubsub::Settled;
 use std::time::Duration;
 
 /// When an event is delivered again after the app asked for a retry: the
@@ -36,8 +38,10 @@ impl Backoff {
 /// What to do with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    /// Done with it: handled, or dropped without a dead-letter topic.
+    /// Done with it: handled.
     Ack,
+    /// Done with it without the app handling it, and no dead-letter topic.
+    Drop,
     /// Deliver it again, no sooner than this.
     Nack(Duration),
     /// Publish it to this topic, then ack it.
@@ -75,24 +79,27 @@ pub fn settlement(
 pub fn dropped(dead_letter_topic: Option<&str>) -> Settlement {
     match dead_letter_topic {
         Some(topic) => Settlement::DeadLetter(topic.to_owned()),
-        None => Settlement::Ack,
+        None => Settlement::Drop,
     }
 }
 
-/// Carries out `settlement` for `message` on the broker that handed it out.
+/// Carries out `settlement` for `message` of `subscription` on the broker
+/// that handed it out, and counts it in the metrics.
 /// A dead letter that cannot be published is nacked instead, so it is not
 /// lost. Failures to settle are logged: the broker redelivers what it never
 /// heard about, which at-least-once delivery allows.
 pub async fn settle(
     broker: &dyn Broker,
+    subscription: &SubscriptionSpec,
     message: &IncomingMessage,
     settlement: Settlement,
     backoff: &Backoff,
 ) {
     let ids = vec![message.id.clone()];
-    let result = match settlement {
-        Settlement::Ack => broker.ack(ids).await,
-        Settlement::Nack(after) => broker.nack(ids, after).await,
+    let (outcome, result) = match settlement {
+        Settlement::Ack => (Settled::Delivered, broker.ack(ids).await),
+        Settlement::Drop => (Settled::Dropped, broker.ack(ids).await),
+        Settlement::Nack(after) => (Settled::Retried, broker.nack(ids, after).await),
         Settlement::DeadLetter(topic) => {
             let letter = OutgoingMessage {
                 data: message.data.clone(),
@@ -102,7 +109,7 @@ pub async fn settle(
             match broker.publish(&topic, vec![letter]).await {
                 Ok(()) => {
                     tracing::info!(topic = %message.topic, dead_letter_topic = %topic, "event dead-lettered");
-                    broker.ack(ids).await
+                    (Settled::DeadLettered, broker.ack(ids).await)
                 }
                 Err(failures) => {
                     let reason = failures
@@ -110,11 +117,17 @@ pub async fn settle(
                         .map(|f| f.error.to_string())
                         .unwrap_or_default();
                     tracing::warn!(dead_letter_topic = %topic, %reason, "cannot dead-letter an event; it will be retried");
-                    broker.nack(ids, backoff.after(message.attempt)).await
+                    let after = backoff.after(message.attempt);
+                    (Settled::Retried, broker.nack(ids, after).await)
                 }
             }
         }
     };
+    crate::telemetry::metrics().pubsub().settled(
+        &subscription.pubsub_name,
+        &message.topic,
+        outcome,
+    );
     if let Err(err) = result {
         tracing::warn!(topic = %message.topic, error = %err, "cannot settle an event with the broker; it may be delivered again");
     }
@@ -154,7 +167,7 @@ mod tests {
         );
         assert_eq!(
             settlement(Verdict::Drop, 1, None, None, &backoff),
-            Settlement::Ack
+            Settlement::Drop
         );
     }
 
