@@ -407,6 +407,71 @@ async fn counters_move_with_the_traffic_and_parse_as_openmetrics() -> anyhow::Re
     Ok(())
 }
 
+#[tokio::test]
+async fn traps_timeouts_and_memory_limit_hits_are_counted_apart() -> anyhow::Result<()> {
+    let wasm = std::path::Path::new(outrig::components::builtin::TEST_HOSTILE_PATH);
+    ensure!(
+        wasm.is_file(),
+        "test-hostile is not built at {}",
+        wasm.display()
+    );
+    let app = AppId::new("metrics-hostile");
+    let resources = Resources::new();
+    resources.wasm(
+        "hostile",
+        "state.hostile",
+        wasm,
+        None,
+        &[
+            ("memoryMiB", "32"),
+            ("timeoutMs", "1000"),
+            ("maxInstances", "2"),
+        ],
+    );
+    let sidecar = Launch::new(&app)
+        .resources(resources.path())
+        .start()
+        .await?;
+    let before = scrape(&sidecar).await?;
+    // Each misbehaviour fails its call and costs its instance.
+    for key in ["trap", "loop", "bomb", "trap"] {
+        sidecar
+            .get_state("hostile", key)
+            .await?
+            .ensure_error(500, "ERR_STATE_GET")?;
+    }
+    let after = scrape(&sidecar).await?;
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    let failures = "outrig_component_call_failures_total";
+    let counted: Vec<(&str, f64)> = ["trap", "timeout", "memory_limit", "overloaded", "start"]
+        .into_iter()
+        .map(|kind| {
+            (
+                kind,
+                delta(failures, &[("component", "hostile"), ("kind", kind)]),
+            )
+        })
+        .collect();
+    ensure!(
+        counted
+            == [
+                ("trap", 2.0),
+                ("timeout", 1.0),
+                ("memory_limit", 1.0),
+                ("overloaded", 0.0),
+                ("start", 0.0)
+            ],
+        "failures by kind: {counted:?}"
+    );
+    let discards = delta("outrig_pool_discards_total", &[("component", "hostile")]);
+    ensure!(
+        discards == 4.0,
+        "{discards} instances discarded, expected 4"
+    );
+    Ok(())
+}
+
 /// `POST /v1.0/outrig/reload`.
 async fn reload(sidecar: &Sidecar) -> anyhow::Result<()> {
     sidecar

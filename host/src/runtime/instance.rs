@@ -89,14 +89,16 @@ impl host::Host for InstanceState {
         }
     }
 
-    fn counter_add(&mut self, name: String, value: u64, _labels: Vec<(String, String)>) {
-        // Component metrics are exported with the observability work; until
-        // then they are visible at trace level only.
-        tracing::trace!(component = &*self.component, metric = %truncate(&name, 128), value, "component counter");
+    fn counter_add(&mut self, name: String, value: u64, labels: Vec<(String, String)>) {
+        crate::telemetry::metrics()
+            .guest()
+            .counter_add(&self.component, &name, value, labels);
     }
 
-    fn histogram_record(&mut self, name: String, value: f64, _labels: Vec<(String, String)>) {
-        tracing::trace!(component = &*self.component, metric = %truncate(&name, 128), value, "component histogram");
+    fn histogram_record(&mut self, name: String, value: f64, labels: Vec<(String, String)>) {
+        crate::telemetry::metrics()
+            .guest()
+            .histogram_record(&self.component, &name, value, labels);
     }
 }
 

@@ -14,6 +14,7 @@
 //! cap into `other`. The parts:
 //! - [`api`]: HTTP and gRPC requests (middleware on both routers);
 //! - [`component`]: component calls, failures by kind, instance pools;
+//! - [`guest`]: counters and histograms components emit themselves;
 //! - [`pubsub`]: what became of each message delivered to the app;
 //! - [`reload`]: hot reloads and component load failures;
 //! - `process`: CPU, memory, threads and files of the process.
@@ -23,6 +24,7 @@
 
 pub mod api;
 pub mod component;
+pub mod guest;
 pub mod labels;
 mod process;
 pub mod pubsub;
@@ -31,6 +33,7 @@ pub mod server;
 
 use api::ApiMetrics;
 use component::ComponentFamilies;
+use guest::GuestMetrics;
 use labels::LabelValues;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -67,6 +70,7 @@ struct Families {
     registry: Registry,
     api: ApiMetrics,
     components: ComponentFamilies,
+    guest: GuestMetrics,
     pubsub: PubSubMetrics,
     reload: ReloadMetrics,
 }
@@ -82,6 +86,7 @@ impl Metrics {
         let families = Families {
             api: ApiMetrics::register(outrig),
             components: ComponentFamilies::register(outrig, Arc::clone(&names)),
+            guest: GuestMetrics::register(outrig, Arc::clone(&names)),
             pubsub: PubSubMetrics::register(outrig, Arc::clone(&names)),
             reload: ReloadMetrics::register(outrig, names),
             registry,
@@ -99,6 +104,11 @@ impl Metrics {
     /// Component calls and pools.
     pub fn components(&self) -> &ComponentFamilies {
         &self.inner.components
+    }
+
+    /// Metrics components emit through their host import.
+    pub fn guest(&self) -> &GuestMetrics {
+        &self.inner.guest
     }
 
     /// Pub/sub delivery.
