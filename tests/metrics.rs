@@ -472,6 +472,47 @@ async fn traps_timeouts_and_memory_limit_hits_are_counted_apart() -> anyhow::Res
     Ok(())
 }
 
+#[tokio::test]
+async fn counters_a_component_adds_to_are_exported() -> anyhow::Result<()> {
+    let wasm = std::path::Path::new(outrig::components::builtin::TEST_VERSIONED_PATH);
+    ensure!(
+        wasm.is_file(),
+        "test-versioned is not built at {}",
+        wasm.display()
+    );
+    let app = AppId::new("metrics-guest");
+    let resources = Resources::new();
+    // test-versioned counts its reads as `gets{version}`.
+    let spec = format!(
+        "  type: state.versioned\n  version: v1\n  metadata:\n  - name: version\n    value: \"v7\"\n  wasm:\n    path: {}\n",
+        json!(wasm.display().to_string())
+    );
+    resources.file("versioned.yaml", &component_yaml("versioned", &spec));
+    let sidecar = Launch::new(&app)
+        .resources(resources.path())
+        .start()
+        .await?;
+    for key in ["a", "b", "c"] {
+        sidecar
+            .get_state("versioned", key)
+            .await?
+            .ensure_status(200)?;
+    }
+    let gets = scrape(&sidecar).await?.sum(
+        "outrig_component_counter_total",
+        &[
+            ("component", "versioned"),
+            ("metric", "gets"),
+            ("version", "v7"),
+        ],
+    );
+    ensure!(
+        gets == 3.0,
+        "the component counted {gets} reads, expected 3"
+    );
+    Ok(())
+}
+
 /// `POST /v1.0/outrig/reload`.
 async fn reload(sidecar: &Sidecar) -> anyhow::Result<()> {
     sidecar
