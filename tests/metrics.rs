@@ -409,12 +409,7 @@ async fn counters_move_with_the_traffic_and_parse_as_openmetrics() -> anyhow::Re
 
 #[tokio::test]
 async fn traps_timeouts_and_memory_limit_hits_are_counted_apart() -> anyhow::Result<()> {
-    let wasm = std::path::Path::new(outrig::components::builtin::TEST_HOSTILE_PATH);
-    ensure!(
-        wasm.is_file(),
-        "test-hostile is not built at {}",
-        wasm.display()
-    );
+    let wasm = test_component(outrig::components::builtin::TEST_HOSTILE_PATH)?;
     let app = AppId::new("metrics-hostile");
     let resources = Resources::new();
     resources.wasm(
@@ -474,12 +469,7 @@ async fn traps_timeouts_and_memory_limit_hits_are_counted_apart() -> anyhow::Res
 
 #[tokio::test]
 async fn counters_a_component_adds_to_are_exported() -> anyhow::Result<()> {
-    let wasm = std::path::Path::new(outrig::components::builtin::TEST_VERSIONED_PATH);
-    ensure!(
-        wasm.is_file(),
-        "test-versioned is not built at {}",
-        wasm.display()
-    );
+    let wasm = test_component(outrig::components::builtin::TEST_VERSIONED_PATH)?;
     let app = AppId::new("metrics-guest");
     let resources = Resources::new();
     // test-versioned counts its reads as `gets{version}`.
@@ -511,6 +501,13 @@ async fn counters_a_component_adds_to_are_exported() -> anyhow::Result<()> {
         "the component counted {gets} reads, expected 3"
     );
     Ok(())
+}
+
+/// The path of a test-only component, which must have been built.
+fn test_component(path: &'static str) -> anyhow::Result<&'static std::path::Path> {
+    let wasm = std::path::Path::new(path);
+    ensure!(wasm.is_file(), "the test component is not built at {path}");
+    Ok(wasm)
 }
 
 /// `POST /v1.0/outrig/reload`.
