@@ -200,18 +200,9 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
     };
     let (stop, stop_signal) = watch::channel(false);
     let mut servers = Vec::new();
-    if let Some(metrics_listener) = metrics_listener {
-        let metrics_addr = metrics_listener.local_addr()?;
+    if let Some(listener) = metrics_listener {
         let shutdown = stopped(stop_signal.clone());
-        let metrics = crate::telemetry::metrics().clone();
-        servers.push(tokio::spawn(async move {
-            if let Err(err) =
-                crate::telemetry::server::serve(metrics_listener, metrics, shutdown).await
-            {
-                tracing::error!(error = %err, "the metrics server failed");
-            }
-        }));
-        tracing::info!("metrics served on http://{metrics_addr}/metrics");
+        servers.push(crate::telemetry::server::spawn(listener, shutdown)?);
     }
     let grpc_stop = stopped(stop_signal.clone());
     let grpc_ctx = Arc::clone(&ctx);

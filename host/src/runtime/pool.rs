@@ -310,7 +310,6 @@ impl<W: PooledWorld> InstancePool<W> {
         let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                inner.metrics.waited();
                 let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
                 let _unqueue = Unqueue(&inner.waiting);
                 if queued >= inner.settings.max_waiting {
@@ -319,6 +318,7 @@ impl<W: PooledWorld> InstancePool<W> {
                         inner.settings.max_instances
                     )));
                 }
+                inner.metrics.waited();
                 let wait = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(wait, Arc::clone(&inner.permits).acquire_owned()).await {
                     Ok(Ok(permit)) => permit,

@@ -139,7 +139,7 @@ impl ComponentFamilies {
         );
         registry.register(
             "pool_waits",
-            "Calls that waited for an instance because every instance was busy",
+            "Waits for an instance: every instance was busy, or the one a call's affinity keeps to",
             families.waits.clone(),
         );
         registry.register(
