@@ -54,6 +54,8 @@ async fn start_to_healthy(app: &AppId, resources: &Path, home: &Path) -> anyhow:
             &port.to_string(),
             "--dapr-grpc-port",
             "0",
+            "--metrics-port",
+            "0",
         ])
         .arg("--home")
         .arg(home)

@@ -10,6 +10,7 @@
 //! - [`bindings`]: the code generated from `wit/`;
 //! - [`components`]: Dapr resources turned into running components;
 //! - [`reload`]: swapping components in place while the sidecar serves;
+//! - [`telemetry`]: Prometheus metrics, fed from the choke points above;
 //! - [`sidecar`] and [`cli`]: the process, composed from the above.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod reload;
 pub mod runtime;
 pub mod sidecar;
+pub mod telemetry;
 
 #[cfg(test)]
 mod test_util;

@@ -13,7 +13,7 @@ use crate::reload::watch::ResourceWatcher;
 use crate::reload::{Reloader, ResourceSource};
 use crate::runtime::{ArtifactCache, RuntimeEngine};
 use anyhow::Context;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Mutex, Notify, watch};
@@ -112,6 +112,14 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
+/// Listens on `address:port`; a port that is taken fails the start, naming
+/// the `flag` that set it.
+async fn listen(address: IpAddr, port: u16, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((address, port))
+        .await
+        .with_context(|| format!("cannot listen on {address}:{port} ({flag})"))
+}
+
 /// Loads the components and starts serving. Returns once the API accepts
 /// requests, so the app may be started right after.
 pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar> {
@@ -169,26 +177,29 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         shutdown: Arc::clone(&shutdown),
         extended: Default::default(),
     });
-    let listener = tokio::net::TcpListener::bind((settings.listen_address, settings.http_port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}:{} (--dapr-http-port)",
-                settings.listen_address, settings.http_port
-            )
-        })?;
+    let address = settings.listen_address;
+    let listener = listen(address, settings.http_port, "--dapr-http-port").await?;
     let http_addr = listener.local_addr()?;
-    let grpc_listener =
-        tokio::net::TcpListener::bind((settings.listen_address, settings.grpc_port))
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{} (--dapr-grpc-port)",
-                    settings.listen_address, settings.grpc_port
-                )
-            })?;
+    let grpc_listener = listen(address, settings.grpc_port, "--dapr-grpc-port").await?;
     let grpc_addr = grpc_listener.local_addr()?;
+    // As in Dapr, a metrics port that is taken stops the start.
+    let metrics_listener = match settings.metrics_port {
+        Some(port) => Some(
+            listen(
+                address,
+                port,
+                "--metrics-port; --enable-metrics=false turns metrics off",
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let (stop, stop_signal) = watch::channel(false);
+    let mut servers = Vec::new();
+    if let Some(listener) = metrics_listener {
+        let shutdown = stopped(stop_signal.clone());
+        servers.push(crate::telemetry::server::spawn(listener, shutdown)?);
+    }
     let grpc_stop = stopped(stop_signal.clone());
     let grpc_ctx = Arc::clone(&ctx);
     let grpc_server = tokio::spawn(async move {
@@ -210,6 +221,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
     } else {
         None
     };
+    servers.extend([server, grpc_server]);
     tracing::info!("gRPC API listening on {grpc_addr}");
     tracing::info!(
         app_id = %settings.app_id,
@@ -224,7 +236,7 @@ pub async fn start(settings: &SidecarSettings) -> anyhow::Result<RunningSidecar>
         reloader,
         _watcher: watcher,
         delivery,
-        servers: vec![server, grpc_server],
+        servers,
         stop,
         _engine: engine,
     })

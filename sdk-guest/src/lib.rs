@@ -11,6 +11,7 @@ mod export;
 pub mod lazy;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod net;
 pub mod pubsub;
 pub mod query;

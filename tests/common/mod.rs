@@ -34,6 +34,9 @@ use tokio::sync::{OnceCell, oneshot};
 
 /// What the sidecar logs once its HTTP API accepts requests, followed by the address.
 pub const READY_MARKER: &str = "HTTP API listening on ";
+/// What the sidecar logs (before it is ready) when it serves `/metrics`,
+/// followed by the address.
+pub const METRICS_MARKER: &str = "metrics served on http://";
 /// How long a sidecar may take to become ready. Generous: a cold cache means
 /// Cranelift compiles every component in a debug build on a busy machine.
 pub const START_DEADLINE: Duration = Duration::from_secs(180);
@@ -287,11 +290,14 @@ pub struct Launch {
     workdir: Option<PathBuf>,
     port: u16,
     grpc_port: u16,
+    metrics_port: u16,
 }
 
 impl Launch {
-    /// `outrig run --app-id <id> --dapr-http-port 0 --dapr-grpc-port 0 --home <shared home>`,
-    /// in a fresh empty working directory (so no `./components` is found).
+    /// `outrig run --app-id <id> --dapr-http-port 0 --dapr-grpc-port 0
+    /// --metrics-port 0 --home <shared home>`, in a fresh empty working
+    /// directory (so no `./components` is found). Every port is picked by
+    /// the sidecar, so parallel tests never collide (on 9090 either).
     pub fn new(app_id: &AppId) -> Self {
         Launch {
             app_id: app_id.as_str().to_string(),
@@ -303,7 +309,14 @@ impl Launch {
             workdir: None,
             port: 0,
             grpc_port: 0,
+            metrics_port: 0,
         }
+    }
+
+    /// `--metrics-port` (default 0: the sidecar picks a free port).
+    pub fn metrics_port(mut self, port: u16) -> Self {
+        self.metrics_port = port;
+        self
     }
 
     /// `--dapr-http-port` (default 0: the sidecar picks a free port).
@@ -354,6 +367,7 @@ impl Launch {
             .args(["--app-id", &self.app_id, "--log-level", "info"])
             .args(["--dapr-http-port", &self.port.to_string()])
             .args(["--dapr-grpc-port", &self.grpc_port.to_string()])
+            .args(["--metrics-port", &self.metrics_port.to_string()])
             .arg("--home")
             .arg(&self.home);
         if let Some(dir) = &self.resources {
@@ -486,7 +500,12 @@ fn collect_output<R>(
 
 /// The address in a readiness line, e.g. `… HTTP API listening on 127.0.0.1:4711 …`.
 fn ready_address(line: &str) -> Option<String> {
-    let (_, rest) = line.split_once(READY_MARKER)?;
+    address_after(line, READY_MARKER)
+}
+
+/// The address that follows `marker` in `line`.
+fn address_after(line: &str, marker: &str) -> Option<String> {
+    let (_, rest) = line.split_once(marker)?;
     let addr: String = rest
         .chars()
         .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
@@ -662,6 +681,16 @@ impl Sidecar {
             request = request.json(body);
         }
         self.send(&what, request).await
+    }
+
+    /// `http://<addr>/metrics`, from the line the sidecar logs before it is
+    /// ready; `None` when it serves no metrics.
+    pub fn metrics_url(&self) -> Option<String> {
+        let logs = self.logs();
+        let addr = logs
+            .lines()
+            .find_map(|line| address_after(line, METRICS_MARKER))?;
+        Some(format!("http://{addr}/metrics"))
     }
 
     /// `GET /v1.0/healthz`.

@@ -1,9 +1,9 @@
 //! Running an app written against an unmodified Dapr SDK under
 //! `outrig run`, shared by the Python and JavaScript SDK tests.
 //!
-//! [`run_app`] starts `outrig run --dapr-http-port 0 --dapr-grpc-port 0 --
-//! <app>` against one [`Backend`], with the variables the test programs read
-//! (`OUTRIG_TEST_STORE`, `OUTRIG_TEST_PREFIX`, `OUTRIG_TEST_QUERY`), and
+//! [`run_app`] starts `outrig run --dapr-http-port 0 --dapr-grpc-port 0
+//! --metrics-port 0 -- <app>` against one [`Backend`], with the variables the
+//! test programs read (`OUTRIG_TEST_STORE`, `OUTRIG_TEST_PREFIX`, `OUTRIG_TEST_QUERY`), and
 //! passes when the app exits 0 after printing its success line. Each run uses
 //! its own app id; its embedded data and Redis keys are removed afterwards.
 #![allow(dead_code)]
@@ -105,6 +105,7 @@ impl AppRun<'_> {
             .current_dir(workdir.path())
             .args(["run", "--app-id", app.as_str()])
             .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"])
+            .args(["--metrics-port", "0"])
             .arg("--home")
             .arg(common::shared_home());
         if let Some(resources) = &resources {

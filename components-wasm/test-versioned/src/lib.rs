@@ -8,6 +8,9 @@
 //!
 //! `failInit: "true"` in the metadata makes `init` refuse, so a test can
 //! swap to a version that fails to start.
+//!
+//! Every `get` also adds 1 to its counter `gets{version=V}` through the
+//! host's metrics import, for the metrics tests.
 
 use outrig_sdk::state::*;
 use outrig_sdk::{Error, Feature, Metadata, Result};
@@ -32,6 +35,7 @@ impl StateStore for Versioned {
     }
 
     fn get(&mut self, request: GetRequest) -> Result<Option<Item>> {
+        outrig_sdk::metrics::counter_add("gets", 1, &[("version", &self.version)]);
         let value = serde_json::json!({"version": self.version, "key": request.key});
         Ok(Some(Item {
             value: value.to_string().into_bytes(),

@@ -6,8 +6,10 @@ pub mod run;
 pub mod validate;
 
 use crate::appchannel::AppProtocol;
-use crate::config::settings::{self, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_RESOURCES_PATH};
-use clap::{Args, Parser, Subcommand};
+use crate::config::settings::{
+    self, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, DEFAULT_RESOURCES_PATH,
+};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -88,9 +90,16 @@ pub struct RunArgs {
     /// The gRPC API port (0 picks a free one).
     #[arg(long, default_value_t = DEFAULT_GRPC_PORT)]
     pub dapr_grpc_port: u16,
-    /// The address the APIs listen on.
+    /// The address the APIs (and `/metrics`) listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub dapr_listen_address: IpAddr,
+    /// The port Prometheus metrics are served on, at `/metrics` (0 picks a
+    /// free one). The sidecar does not start if it cannot listen there.
+    #[arg(long, default_value_t = DEFAULT_METRICS_PORT)]
+    pub metrics_port: u16,
+    /// Whether to serve metrics; `--enable-metrics=false` turns them off.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_metrics: bool,
     /// Directory of Dapr resource YAML; without one, embedded defaults serve.
     #[arg(long)]
     pub resources_path: Option<PathBuf>,
@@ -114,6 +123,7 @@ impl RunArgs {
             listen_address: self.dapr_listen_address,
             http_port: self.dapr_http_port,
             grpc_port: self.dapr_grpc_port,
+            metrics_port: self.enable_metrics.then_some(self.metrics_port),
             resources_path: self
                 .resources_path
                 .clone()

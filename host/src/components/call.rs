@@ -58,19 +58,25 @@ macro_rules! pooled_world {
 }
 pub(crate) use pooled_world;
 
-/// Runs one call of a world's interface, flattening runtime failures and the
-/// component's own errors into one [`ComponentError`].
-pub async fn invoke<W, T, F>(pool: &InstancePool<W>, call: F) -> Result<T, ComponentError>
+/// Runs one call of a world's interface, `operation` (its name in the
+/// world, for the metrics), flattening runtime failures and the component's
+/// own errors into one [`ComponentError`].
+pub async fn invoke<W, T, F>(
+    pool: &InstancePool<W>,
+    operation: &'static str,
+    call: F,
+) -> Result<T, ComponentError>
 where
     W: PooledWorld,
     F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, Result<T, wit_types::Error>>,
 {
-    invoke_on(pool, None, call).await
+    invoke_on(pool, operation, None, call).await
 }
 
 /// [`invoke`] on the instance `affinity` keeps to, when given.
 pub async fn invoke_on<W, T, F>(
     pool: &InstancePool<W>,
+    operation: &'static str,
     affinity: Option<&Affinity>,
     call: F,
 ) -> Result<T, ComponentError>
@@ -79,8 +85,8 @@ where
     F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, Result<T, wit_types::Error>>,
 {
     let answer = match affinity {
-        Some(affinity) => pool.call_with_affinity(affinity, call).await,
-        None => pool.call(call).await,
+        Some(affinity) => pool.call_with_affinity(operation, affinity, call).await,
+        None => pool.call(operation, call).await,
     };
     match answer {
         Ok(Ok(answer)) => Ok(answer),
@@ -94,7 +100,7 @@ pub async fn features<W: PooledWorld>(
     pool: &InstancePool<W>,
 ) -> Result<Vec<Feature>, ComponentError> {
     let features = pool
-        .call(|instance| {
+        .call("features", |instance| {
             let PooledInstance { store, bindings } = instance;
             bindings.features(store)
         })
@@ -133,7 +139,7 @@ pub fn runtime_error(name: &str, err: CallError) -> ComponentError {
             component,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         },
-        CallError::Trapped(reason) | CallError::Start(reason) => {
+        CallError::Trapped(reason) | CallError::MemoryLimit(reason) | CallError::Start(reason) => {
             ComponentError::Trapped { component, reason }
         }
         CallError::Overloaded(reason) => ComponentError::Overloaded { component, reason },

@@ -48,13 +48,13 @@ impl WasmBroker {
         Some(Arc::clone(affinities.entry(key).or_default()))
     }
 
-    async fn invoke<T, F>(&self, call: F) -> Result<T, ComponentError>
+    async fn invoke<T, F>(&self, operation: &'static str, call: F) -> Result<T, ComponentError>
     where
         F: for<'a> FnOnce(
             &'a mut PooledInstance<wit::Pubsub>,
         ) -> CallFuture<'a, Result<T, wit_types::Error>>,
     {
-        invoke(&self.pool, call).await
+        invoke(&self.pool, operation, call).await
     }
 }
 
@@ -70,7 +70,7 @@ impl Broker for WasmBroker {
         let messages: Vec<wit::OutgoingMessage> = messages.into_iter().map(outgoing).collect();
         let answer = self
             .pool
-            .call(move |i| {
+            .call("publish", move |i| {
                 Box::pin(async move {
                     i.bindings
                         .outrig_component_broker()
@@ -114,7 +114,7 @@ impl Broker for WasmBroker {
             metadata: subscription.metadata.clone(),
         };
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        let messages = invoke_on(&self.pool, affinity.as_deref(), move |i| {
+        let messages = invoke_on(&self.pool, "pull", affinity.as_deref(), move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_broker()
@@ -127,7 +127,7 @@ impl Broker for WasmBroker {
     }
 
     async fn ack(&self, ids: Vec<String>) -> Result<(), ComponentError> {
-        self.invoke(move |i| {
+        self.invoke("ack", move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_broker()
@@ -144,7 +144,7 @@ impl Broker for WasmBroker {
         redeliver_after: Duration,
     ) -> Result<(), ComponentError> {
         let after_ms = u32::try_from(redeliver_after.as_millis()).unwrap_or(u32::MAX);
-        self.invoke(move |i| {
+        self.invoke("nack", move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_broker()

@@ -25,14 +25,14 @@ impl WasmStateStore {
         Ok(WasmStateStore { features, pool })
     }
 
-    /// Runs one call of the `state` interface.
-    async fn invoke<T, F>(&self, call: F) -> Result<T, ComponentError>
+    /// Runs one call of the `state` interface, `operation`.
+    async fn invoke<T, F>(&self, operation: &'static str, call: F) -> Result<T, ComponentError>
     where
         F: for<'a> FnOnce(
             &'a mut PooledInstance<wit::StateStore>,
         ) -> CallFuture<'a, Result<T, wit_types::Error>>,
     {
-        super::call::invoke(&self.pool, call).await
+        super::call::invoke(&self.pool, operation, call).await
     }
 }
 
@@ -45,7 +45,7 @@ impl StateStore for WasmStateStore {
     async fn get(&self, request: GetRequest) -> Result<Option<Item>, ComponentError> {
         let request = get_request(request);
         let item = self
-            .invoke(move |i| {
+            .invoke("get", move |i| {
                 Box::pin(async move {
                     i.bindings
                         .outrig_component_state()
@@ -60,7 +60,7 @@ impl StateStore for WasmStateStore {
     async fn bulk_get(&self, requests: Vec<GetRequest>) -> Result<Vec<BulkItem>, ComponentError> {
         let requests: Vec<_> = requests.into_iter().map(get_request).collect();
         let items = self
-            .invoke(move |i| {
+            .invoke("bulk_get", move |i| {
                 Box::pin(async move {
                     i.bindings
                         .outrig_component_state()
@@ -81,7 +81,7 @@ impl StateStore for WasmStateStore {
 
     async fn set(&self, request: SetRequest) -> Result<(), ComponentError> {
         let request = set_request(request);
-        self.invoke(move |i| {
+        self.invoke("set", move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_state()
@@ -94,7 +94,7 @@ impl StateStore for WasmStateStore {
 
     async fn bulk_set(&self, requests: Vec<SetRequest>) -> Result<(), ComponentError> {
         let requests: Vec<_> = requests.into_iter().map(set_request).collect();
-        self.invoke(move |i| {
+        self.invoke("bulk_set", move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_state()
@@ -107,7 +107,7 @@ impl StateStore for WasmStateStore {
 
     async fn delete(&self, request: DeleteRequest) -> Result<(), ComponentError> {
         let request = delete_request(request);
-        self.invoke(move |i| {
+        self.invoke("delete", move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_state()
@@ -120,7 +120,7 @@ impl StateStore for WasmStateStore {
 
     async fn bulk_delete(&self, requests: Vec<DeleteRequest>) -> Result<(), ComponentError> {
         let requests: Vec<_> = requests.into_iter().map(delete_request).collect();
-        self.invoke(move |i| {
+        self.invoke("bulk_delete", move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_state()
@@ -144,7 +144,7 @@ impl StateStore for WasmStateStore {
             })
             .collect();
         let metadata = pairs(metadata);
-        self.invoke(move |i| {
+        self.invoke("transact", move |i| {
             Box::pin(async move {
                 i.bindings
                     .outrig_component_state()
@@ -162,7 +162,7 @@ impl StateStore for WasmStateStore {
             metadata: pairs(request.metadata),
         };
         let response = self
-            .invoke(move |i| {
+            .invoke("query", move |i| {
                 Box::pin(async move {
                     i.bindings
                         .outrig_component_state()

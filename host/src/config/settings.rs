@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub const DEFAULT_HTTP_PORT: u16 = 3500;
 /// Dapr's default gRPC API port.
 pub const DEFAULT_GRPC_PORT: u16 = 50001;
+/// Dapr's default port for Prometheus metrics (`/metrics`).
+pub const DEFAULT_METRICS_PORT: u16 = 9090;
 /// Where resource YAML is read from when `--resources-path` is not given.
 pub const DEFAULT_RESOURCES_PATH: &str = "./components";
 /// The API token apps must present when set (Dapr's name).
@@ -29,6 +31,9 @@ pub struct SidecarSettings {
     pub http_port: u16,
     /// gRPC API port; 0 picks a free one.
     pub grpc_port: u16,
+    /// Port of `/metrics` (Prometheus) on `listen_address`; 0 picks a free
+    /// one; `None` serves no metrics (`--enable-metrics=false`).
+    pub metrics_port: Option<u16>,
     /// Resource YAML directory.
     pub resources_path: PathBuf,
     /// Whether `resources_path` was given explicitly (then it must exist).

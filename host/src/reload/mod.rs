@@ -321,5 +321,8 @@ fn finish(mut report: ReloadReport, started: Instant, cause: ReloadCause) -> Rel
         elapsed_ms = report.elapsed_ms,
         "components reloaded"
     );
+    crate::telemetry::metrics()
+        .reload()
+        .finished(cause == ReloadCause::Start, &report);
     report
 }

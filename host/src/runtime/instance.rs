@@ -3,10 +3,10 @@
 //! it imports.
 
 use super::lookup::{LookupGate, LookupView};
+use super::pool::MemoryGrant;
 use crate::bindings::{host, types};
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -23,7 +23,7 @@ pub struct InstanceState {
     /// Which names the guest may look up, and what their addresses grant.
     lookup: LookupGate,
     /// Enforces the component's memory grant.
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: MemoryGrant,
     /// When the current call must stop; checked at every epoch tick.
     pub(crate) deadline: Instant,
 }
@@ -35,7 +35,7 @@ impl InstanceState {
         component: Arc<str>,
         wasi: WasiCtx,
         lookup: LookupGate,
-        limits: StoreLimits,
+        limits: MemoryGrant,
     ) -> Self {
         InstanceState {
             component,
@@ -89,14 +89,16 @@ impl host::Host for InstanceState {
         }
     }
 
-    fn counter_add(&mut self, name: String, value: u64, _labels: Vec<(String, String)>) {
-        // Component metrics are exported with the observability work; until
-        // then they are visible at trace level only.
-        tracing::trace!(component = &*self.component, metric = %truncate(&name, 128), value, "component counter");
+    fn counter_add(&mut self, name: String, value: u64, labels: Vec<(String, String)>) {
+        crate::telemetry::metrics()
+            .guest()
+            .counter_add(&self.component, &name, value, labels);
     }
 
-    fn histogram_record(&mut self, name: String, value: f64, _labels: Vec<(String, String)>) {
-        tracing::trace!(component = &*self.component, metric = %truncate(&name, 128), value, "component histogram");
+    fn histogram_record(&mut self, name: String, value: f64, labels: Vec<(String, String)>) {
+        crate::telemetry::metrics()
+            .guest()
+            .histogram_record(&self.component, &name, value, labels);
     }
 }
 

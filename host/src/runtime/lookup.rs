@@ -258,7 +258,7 @@ mod tests {
             call_timeout: Duration::from_secs(1),
         };
         let (wasi, gate) = grant.sandbox(&Arc::from("c")).expect("sandbox");
-        let limits = wasmtime::StoreLimitsBuilder::new().build();
+        let limits = crate::runtime::pool::MemoryGrant::new(grant.memory_bytes);
         let mut state = InstanceState::new(Arc::from("c"), wasi, gate, limits);
         let mut view = state.lookup_view();
 

@@ -10,10 +10,14 @@
 //! [`slots`]), for guests that hold state for a series of calls on the
 //! instance that made it, such as a broker session on its connection.
 
+mod limits;
 mod slots;
+
+pub use limits::MemoryGrant;
 
 use super::grants::CapabilityGrant;
 use super::instance::InstanceState;
+use crate::telemetry::component::{CallFailure, ComponentMetrics, PoolGauge, PoolSizes};
 use slots::{Slots, Take};
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// A future borrowing an instance for the length of one call.
 pub type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
@@ -83,9 +87,12 @@ pub enum CallError {
     /// The call ran past its deadline (including waiting for an instance).
     #[error("did not answer within {0:?}")]
     Timeout(Duration),
-    /// The guest trapped: panic, memory limit, stack overflow, bad import use.
+    /// The guest trapped: panic, stack overflow, bad import use.
     #[error("trapped: {0}")]
     Trapped(String),
+    /// The guest trapped asking for more memory than it was granted.
+    #[error("trapped: {0}")]
+    MemoryLimit(String),
     /// No instance could be had: the wait queue is full.
     #[error("overloaded: {0}")]
     Overloaded(String),
@@ -140,6 +147,7 @@ struct PoolInner<W: PooledWorld> {
     returned: Notify,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
+    metrics: ComponentMetrics,
 }
 
 impl<W: PooledWorld> InstancePool<W> {
@@ -166,8 +174,11 @@ impl<W: PooledWorld> InstancePool<W> {
                 returned: Notify::new(),
                 permits: Arc::new(Semaphore::new(max)),
                 waiting: AtomicUsize::new(0),
+                metrics: crate::telemetry::metrics().components().component(name),
             }),
         };
+        let sizes: Arc<dyn PoolGauge> = pool.inner.clone();
+        pool.inner.metrics.watch_pool(Arc::downgrade(&sizes));
         let Take::New(id) = pool.inner.take(None, false) else {
             return Err(CallError::Start(
                 "a new pool already had an instance".into(),
@@ -185,11 +196,12 @@ impl<W: PooledWorld> InstancePool<W> {
 
     /// Runs `call` on an instance under the component's deadline. The
     /// instance goes back to the pool only if the call returned normally.
-    pub async fn call<R, F>(&self, call: F) -> Result<R, CallError>
+    /// `operation` names the call (its export's name) in the metrics.
+    pub async fn call<R, F>(&self, operation: &'static str, call: F) -> Result<R, CallError>
     where
         F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
     {
-        self.call_on(None, call).await
+        self.call_on(operation, None, call).await
     }
 
     /// [`InstancePool::call`] on the instance `affinity` is pinned to,
@@ -197,16 +209,38 @@ impl<W: PooledWorld> InstancePool<W> {
     /// the first call, and again whenever that instance is gone.
     pub async fn call_with_affinity<R, F>(
         &self,
+        operation: &'static str,
         affinity: &Affinity,
         call: F,
     ) -> Result<R, CallError>
     where
         F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
     {
-        self.call_on(Some(affinity), call).await
+        self.call_on(operation, Some(affinity), call).await
     }
 
-    async fn call_on<R, F>(&self, affinity: Option<&Affinity>, call: F) -> Result<R, CallError>
+    /// Runs the call and records it: its time (waiting for an instance
+    /// included) and, if it failed, how.
+    async fn call_on<R, F>(
+        &self,
+        operation: &'static str,
+        affinity: Option<&Affinity>,
+        call: F,
+    ) -> Result<R, CallError>
+    where
+        F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
+    {
+        let started = Instant::now();
+        let answer = self.run(affinity, call).await;
+        let metrics = &self.inner.metrics;
+        metrics.call(operation, started.elapsed());
+        if let Err(err) = &answer {
+            metrics.failed(err.failure());
+        }
+        answer
+    }
+
+    async fn run<R, F>(&self, affinity: Option<&Affinity>, call: F) -> Result<R, CallError>
     where
         F: for<'a> FnOnce(&'a mut PooledInstance<W>) -> CallFuture<'a, R>,
     {
@@ -224,7 +258,10 @@ impl<W: PooledWorld> InstancePool<W> {
                 lease.release();
                 Ok(answer)
             }
-            Ok(Err(trap)) => Err(classify(&trap, deadline, timeout)),
+            Ok(Err(trap)) => {
+                let exceeded = lease.instance_mut()?.store.data().limits.exceeded();
+                Err(classify(&trap, deadline, timeout, exceeded))
+            }
             Err(_) => Err(CallError::Timeout(timeout)),
         }
     }
@@ -246,6 +283,7 @@ impl<W: PooledWorld> InstancePool<W> {
                 Take::Idle(id, instance) => (id, instance),
                 Take::New(id) => (id, inner.create(id).await?),
                 Take::Busy => {
+                    inner.metrics.waited();
                     let wait = deadline.saturating_duration_since(Instant::now());
                     if tokio::time::timeout(wait, returned).await.is_err() {
                         return Err(CallError::Timeout(inner.grant.call_timeout));
@@ -280,6 +318,7 @@ impl<W: PooledWorld> InstancePool<W> {
                         inner.settings.max_instances
                     )));
                 }
+                inner.metrics.waited();
                 let wait = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(wait, Arc::clone(&inner.permits).acquire_owned()).await {
                     Ok(Ok(permit)) => permit,
@@ -298,12 +337,7 @@ impl<W: PooledWorld> PoolInner<W> {
             .grant
             .sandbox(&self.name)
             .map_err(|err| CallError::Start(format!("{err:#}")))?;
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.grant.memory_bytes)
-            // A guest that asks for more memory than granted traps with a clear
-            // message instead of seeing an allocation failure it may mishandle.
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = MemoryGrant::new(self.grant.memory_bytes);
         let mut store = Store::new(
             &self.engine,
             InstanceState::new(Arc::clone(&self.name), wasi, lookup, limits),
@@ -325,11 +359,11 @@ impl<W: PooledWorld> PoolInner<W> {
         let start = async {
             let bindings = W::instantiate(&self.pre, &mut store)
                 .await
-                .map_err(|trap| classify(&trap, deadline, timeout))?;
+                .map_err(|trap| classify(&trap, deadline, timeout, false))?;
             match bindings.init(&mut store, &self.metadata).await {
                 Ok(Ok(())) => Ok(bindings),
                 Ok(Err(refusal)) => Err(CallError::Start(format!("init failed: {refusal}"))),
-                Err(trap) => Err(classify(&trap, deadline, timeout)),
+                Err(trap) => Err(classify(&trap, deadline, timeout, false)),
             }
         };
         let bindings = match tokio::time::timeout(timeout, start).await {
@@ -407,6 +441,7 @@ impl<W: PooledWorld> Lease<W> {
 impl<W: PooledWorld> Drop for Lease<W> {
     fn drop(&mut self) {
         if self.instance.take().is_some() {
+            self.pool.metrics.discarded();
             self.pool.discard(self.id);
         }
     }
@@ -437,13 +472,48 @@ impl Drop for Unqueue<'_> {
     }
 }
 
-/// Tells a deadline interruption from any other trap.
-fn classify(trap: &wasmtime::Error, deadline: Instant, timeout: Duration) -> CallError {
+/// Tells a deadline interruption and a memory limit hit (`memory_exceeded`)
+/// from any other trap.
+fn classify(
+    trap: &wasmtime::Error,
+    deadline: Instant,
+    timeout: Duration,
+    memory_exceeded: bool,
+) -> CallError {
     let interrupted = matches!(trap.downcast_ref::<Trap>(), Some(Trap::Interrupt));
     if interrupted || Instant::now() >= deadline {
         CallError::Timeout(timeout)
+    } else if memory_exceeded {
+        CallError::MemoryLimit(trap_reason(trap))
     } else {
         CallError::Trapped(trap_reason(trap))
+    }
+}
+
+impl CallError {
+    /// The kind of failure, as the metrics count it.
+    fn failure(&self) -> CallFailure {
+        match self {
+            CallError::Timeout(_) => CallFailure::Timeout,
+            CallError::Trapped(_) => CallFailure::Trap,
+            CallError::MemoryLimit(_) => CallFailure::MemoryLimit,
+            CallError::Overloaded(_) => CallFailure::Overloaded,
+            CallError::Start(_) => CallFailure::Start,
+        }
+    }
+}
+
+impl<W: PooledWorld> PoolGauge for PoolInner<W> {
+    fn sizes(&self) -> PoolSizes {
+        let (live, idle) = match self.slots.lock() {
+            Ok(slots) => (slots.live(), slots.idle()),
+            Err(_) => (0, 0),
+        };
+        PoolSizes {
+            live,
+            idle,
+            max: self.settings.max_instances,
+        }
     }
 }
 

@@ -48,7 +48,11 @@ pub fn routes(ctx: Arc<ApiContext>) -> Routes {
     );
     let router = Routes::new(server)
         .into_axum_router()
-        .layer(axum::middleware::map_response(dapr_size_status));
+        .layer(axum::middleware::map_response(dapr_size_status))
+        // Outermost, so the status counted is the one the caller gets.
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::api::record_grpc,
+        ));
     Routes::from(router)
 }
 

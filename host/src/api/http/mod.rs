@@ -127,6 +127,10 @@ fn build(
             auth::require_api_token,
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Outermost, so refusals (token, body size) are counted too.
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::api::record_http,
+        ))
         .with_state(shared)
 }
 

@@ -108,10 +108,14 @@ impl<T> Slots<T> {
         self.idle.retain(|(idle, _)| *idle != id);
     }
 
-    /// How many instances are alive.
-    #[cfg(test)]
+    /// How many instances are alive (idle, checked out or being created).
     pub fn live(&self) -> usize {
         self.live.len()
+    }
+
+    /// How many instances are idle.
+    pub fn idle(&self) -> usize {
+        self.idle.len()
     }
 }
 

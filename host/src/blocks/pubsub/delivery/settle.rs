@@ -3,8 +3,10 @@
 
 use super::acks::AckBatcher;
 use crate::appchannel::events::Verdict;
+use crate::blocks::pubsub::subscription::SubscriptionSpec;
 use crate::blocks::pubsub::{Broker, IncomingMessage, OutgoingMessage};
 use crate::blocks::resiliency::RetryPolicy;
+use crate::telemetry::pubsub::Settled;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,8 +40,10 @@ impl Backoff {
 /// What to do with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    /// Done with it: handled, or dropped without a dead-letter topic.
+    /// Done with it: handled.
     Ack,
+    /// Done with it without the app handling it, and no dead-letter topic.
+    Drop,
     /// Deliver it again, no sooner than this.
     Nack(Duration),
     /// Publish it to this topic, then ack it.
@@ -77,29 +81,33 @@ pub fn settlement(
 pub fn dropped(dead_letter_topic: Option<&str>) -> Settlement {
     match dead_letter_topic {
         Some(topic) => Settlement::DeadLetter(topic.to_owned()),
-        None => Settlement::Ack,
+        None => Settlement::Drop,
     }
 }
 
-/// Carries out `settlement` for `message` on the broker that handed it out,
-/// acks through `acks`. A dead letter that cannot be published is nacked
-/// instead, so it is not lost. Failures to settle are logged: the broker
-/// redelivers what it never heard about, which at-least-once delivery
-/// allows.
+/// Carries out `settlement` for `message` of `subscription` on the broker
+/// that handed it out, acks through `acks`, and counts it in the metrics.
+/// A dead letter that cannot be published is nacked instead, so it is not
+/// lost. Failures to settle are logged: the broker redelivers what it never
+/// heard about, which at-least-once delivery allows.
 pub async fn settle(
     broker: &Arc<dyn Broker>,
     acks: &AckBatcher,
+    subscription: &SubscriptionSpec,
     message: &IncomingMessage,
     settlement: Settlement,
     backoff: &Backoff,
 ) {
     let ids = vec![message.id.clone()];
-    let result = match settlement {
-        Settlement::Ack => {
-            acks.ack(broker, message.id.clone(), &message.topic).await;
-            Ok(())
-        }
-        Settlement::Nack(after) => broker.nack(ids, after).await,
+    // Acks report their own failures (a batch shares one call).
+    let ack = || async {
+        acks.ack(broker, message.id.clone(), &message.topic).await;
+        Ok(())
+    };
+    let (outcome, result) = match settlement {
+        Settlement::Ack => (Settled::Delivered, ack().await),
+        Settlement::Drop => (Settled::Dropped, ack().await),
+        Settlement::Nack(after) => (Settled::Retried, broker.nack(ids, after).await),
         Settlement::DeadLetter(topic) => {
             let letter = OutgoingMessage {
                 data: message.data.clone(),
@@ -109,8 +117,7 @@ pub async fn settle(
             match broker.publish(&topic, vec![letter]).await {
                 Ok(()) => {
                     tracing::info!(topic = %message.topic, dead_letter_topic = %topic, "event dead-lettered");
-                    acks.ack(broker, message.id.clone(), &message.topic).await;
-                    Ok(())
+                    (Settled::DeadLettered, ack().await)
                 }
                 Err(failures) => {
                     let reason = failures
@@ -118,11 +125,17 @@ pub async fn settle(
                         .map(|f| f.error.to_string())
                         .unwrap_or_default();
                     tracing::warn!(dead_letter_topic = %topic, %reason, "cannot dead-letter an event; it will be retried");
-                    broker.nack(ids, backoff.after(message.attempt)).await
+                    let after = backoff.after(message.attempt);
+                    (Settled::Retried, broker.nack(ids, after).await)
                 }
             }
         }
     };
+    crate::telemetry::metrics().pubsub().settled(
+        &subscription.pubsub_name,
+        &message.topic,
+        outcome,
+    );
     if let Err(err) = result {
         tracing::warn!(topic = %message.topic, error = %err, "cannot settle an event with the broker; it may be delivered again");
     }
@@ -162,7 +175,7 @@ mod tests {
         );
         assert_eq!(
             settlement(Verdict::Drop, 1, None, None, &backoff),
-            Settlement::Ack
+            Settlement::Drop
         );
     }
 

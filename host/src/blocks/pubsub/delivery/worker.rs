@@ -255,11 +255,11 @@ fn event_of(
     };
     if cloudevent::expired(&event, SystemTime::now()) {
         tracing::info!(topic = %message.topic, "the event expired before delivery; dropped");
-        return Err(Settlement::Ack);
+        return Err(Settlement::Drop);
     }
     let Some(route) = subscription.routes.route(&event) else {
         tracing::debug!(topic = %message.topic, "no route matches the event; dropped");
-        return Err(Settlement::Ack);
+        return Err(Settlement::Drop);
     };
     let route = route.to_owned();
     Ok((event, route))
@@ -303,7 +303,7 @@ async fn deliver_one(
             )
         }
     };
-    settle(&broker, acks, &message, settlement, backoff).await;
+    settle(&broker, acks, spec, &message, settlement, backoff).await;
 }
 
 /// Delivers a batch (bulk subscribe): one call per route the batch's events
@@ -320,7 +320,7 @@ async fn deliver_batch(
     let mut by_route: Vec<(String, Vec<(IncomingMessage, Value)>)> = Vec::new();
     for message in messages {
         match event_of(subscription, &message) {
-            Err(settlement) => settle(&broker, acks, &message, settlement, backoff).await,
+            Err(settlement) => settle(&broker, acks, spec, &message, settlement, backoff).await,
             Ok((event, route)) => match by_route.iter_mut().find(|(r, _)| *r == route) {
                 Some((_, group)) => group.push((message, event)),
                 None => by_route.push((route, vec![(message, event)])),
@@ -359,7 +359,7 @@ async fn deliver_batch(
                 retry.as_ref(),
                 backoff,
             );
-            settle(&broker, acks, message, settlement, backoff)
+            settle(&broker, acks, spec, message, settlement, backoff)
         });
         futures::future::join_all(settles).await;
     }
