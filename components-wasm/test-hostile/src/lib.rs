@@ -4,9 +4,16 @@
 //! Ordinary keys behave as in a plain in-memory store (no ETags, no TTL).
 //! `get` misbehaves when the key ends in one of the suffixes of
 //! [`Misbehaviour`] (`||trap`, `||loop`, `||bomb`, `||socket`, `||recurse`,
-//! `||huge`), so a test can ask for each failure the sandbox must contain
-//! and then check that the sidecar still serves.
+//! `||huge`, `||escape`, `||logflood`, `||env=NAME`, `||envnames`,
+//! `||fetch=URL`), so a test can ask for each failure the sandbox must
+//! contain, or each grant it must honour, and then check that the sidecar
+//! still serves.
+//!
+//! The metadata item `trap` makes the whole component broken: `init` traps
+//! in `init`, `every-call` in every `get`, `set` and `delete`.
 
+mod escape;
+mod fetch;
 mod misbehaviour;
 
 use misbehaviour::Misbehaviour;
@@ -17,12 +24,27 @@ use std::collections::HashMap;
 /// The store: plain values by key.
 pub struct Hostile {
     values: HashMap<String, Vec<u8>>,
+    /// Whether every call traps (metadata `trap: every-call`).
+    trap_every_call: bool,
+}
+
+impl Hostile {
+    fn maybe_trap(&self, call: &str) {
+        if self.trap_every_call {
+            panic!("test-hostile: `{call}` traps on every call (metadata trap: every-call)");
+        }
+    }
 }
 
 impl StateStore for Hostile {
-    fn init(_metadata: Metadata) -> Result<Self> {
+    fn init(metadata: Metadata) -> Result<Self> {
+        let trap = metadata.get("trap").unwrap_or_default();
+        if trap == "init" {
+            panic!("test-hostile: init traps (metadata trap: init)");
+        }
         Ok(Hostile {
             values: HashMap::new(),
+            trap_every_call: trap == "every-call",
         })
     }
 
@@ -31,6 +53,7 @@ impl StateStore for Hostile {
     }
 
     fn get(&mut self, request: GetRequest) -> Result<Option<Item>> {
+        self.maybe_trap("get");
         if let Some(misbehaviour) = Misbehaviour::for_key(&request.key) {
             return misbehaviour.act(&request.key);
         }
@@ -42,11 +65,13 @@ impl StateStore for Hostile {
     }
 
     fn set(&mut self, request: SetRequest) -> Result<()> {
+        self.maybe_trap("set");
         self.values.insert(request.key, request.value);
         Ok(())
     }
 
     fn delete(&mut self, request: DeleteRequest) -> Result<()> {
+        self.maybe_trap("delete");
         self.values.remove(&request.key);
         Ok(())
     }

@@ -158,6 +158,7 @@ pub fn render(
         if caps.block_private_networks {
             let _ = writeln!(out, "                (private networks blocked)");
         }
+        let _ = writeln!(out, "  http:         {}", list_or_none(&caps.http));
         let files: Vec<String> = caps
             .files
             .iter()
@@ -174,7 +175,7 @@ pub fn render(
         let _ = writeln!(out, "  memoryMiB:    {}", or_default(caps.memory_mib));
         let _ = writeln!(out, "  timeoutMs:    {}", or_default(caps.timeout_ms));
         let _ = writeln!(out, "  maxInstances: {}", or_default(caps.max_instances));
-        let _ = writeln!(out, "  environment:  none (never granted)");
+        let _ = writeln!(out, "  environment:  {}", list_or_none(&caps.env));
         let _ = writeln!(
             out,
             "  sha256 pin:   {}",
@@ -188,6 +189,12 @@ pub fn render(
             let _ = writeln!(
                 out,
                 "  note: imports wasi:sockets but no outbound address is granted; every connection will be refused"
+            );
+        }
+        if imports("wasi:http/outgoing-handler") && caps.http.is_empty() {
+            let _ = writeln!(
+                out,
+                "  note: imports wasi:http/outgoing-handler but no origin is granted; every request will be denied"
             );
         }
         if imports("wasi:filesystem/") && caps.files.is_empty() {
@@ -253,6 +260,8 @@ mod tests {
                 sha256: Some("0".repeat(64)),
                 capabilities: Capabilities {
                     outbound: vec!["tcp://db:5432".into()],
+                    http: vec!["https://api.example.com".into(), "*.example.org".into()],
+                    env: vec!["REGION".into()],
                     memory_mib: Some(32),
                     ..Capabilities::default()
                 },
@@ -265,6 +274,8 @@ mod tests {
             "granted by `mine` (res/mine.yaml):",
             "outbound:     tcp://db:5432",
             "files:        none",
+            "http:         https://api.example.com, *.example.org",
+            "environment:  REGION",
             "memoryMiB:    32",
             "timeoutMs:    default",
             "MISMATCH",

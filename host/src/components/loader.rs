@@ -14,6 +14,7 @@ use crate::config::resources::{ComponentResource, MetadataValue};
 use crate::runtime::RuntimeEngine;
 use crate::runtime::cache::ArtifactCache;
 use crate::runtime::grants::{CapabilityGrant, PreopenGrant};
+use crate::runtime::http::HttpAllowlist;
 use crate::runtime::instance::InstanceState;
 use crate::runtime::outbound;
 use crate::runtime::pool::{InstancePool, PoolSettings, PooledWorld};
@@ -102,6 +103,9 @@ impl ComponentHost {
     pub fn new(engine: RuntimeEngine, cache: ArtifactCache) -> anyhow::Result<Self> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Every component may import wasi:http; what it may reach is its grant
+        // (see `runtime::http`), and one that does not import it is unaffected.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         crate::runtime::lookup::add_to_linker(&mut linker)?;
         crate::bindings::state_store::StateStore::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
@@ -315,8 +319,12 @@ impl ComponentHost {
                     read_only: f.read_only,
                 })
                 .collect();
+            let http = HttpAllowlist::parse(&caps.http)
+                .map_err(|err| anyhow!("spec.wasm.capabilities.http: {err}"))?;
             let grant = CapabilityGrant {
                 outbound: Arc::new(outbound),
+                http: Arc::new(http),
+                env: granted_env(&resource.name, &caps.env),
                 preopens,
                 memory_bytes: mib(caps.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB)),
                 call_timeout: Duration::from_millis(caps.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
@@ -349,6 +357,8 @@ impl ComponentHost {
             .context("spec.metadata")?;
         let grant = CapabilityGrant {
             outbound: Arc::new(outbound),
+            http: Arc::default(),
+            env: Vec::new(),
             preopens: derived.preopens,
             memory_bytes: mib(DEFAULT_MEMORY_MIB),
             call_timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
@@ -359,6 +369,22 @@ impl ComponentHost {
         };
         Ok((builtin.wasm.to_vec(), grant, sizing))
     }
+}
+
+/// The host's values of the environment variables `names` grants to
+/// `component`. A granted name the host does not set (or sets to text that
+/// is not UTF-8) is left out, with a note in the log.
+fn granted_env(component: &str, names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|name| match std::env::var(name) {
+            Ok(value) => Some((name.clone(), value)),
+            Err(err) => {
+                tracing::info!(component, variable = %name, "a granted environment variable is not passed: {err}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// How a component's instances are pooled.

@@ -28,6 +28,15 @@ fn resource(name: &str, component_type: &str, wasm: Option<WasmSource>) -> Compo
     }
 }
 
+/// The test-hostile component, granted `capabilities`.
+fn hostile(capabilities: Capabilities) -> WasmSource {
+    WasmSource {
+        path: super::builtin::TEST_HOSTILE_PATH.into(),
+        sha256: None,
+        capabilities,
+    }
+}
+
 async fn load(host: &ComponentHost, resource: &ComponentResource) -> Arc<dyn StateStore> {
     let entry = host.load(resource, &LoadContext::for_tests()).await;
     assert_eq!(entry.info.status, LoadStatus::Loaded, "{}", resource.name);
@@ -67,16 +76,12 @@ async fn builtin_in_memory_round_trips() {
 #[tokio::test]
 async fn hostile_component_is_contained_and_keeps_serving() {
     let host = host();
-    let wasm = WasmSource {
-        path: super::builtin::TEST_HOSTILE_PATH.into(),
-        sha256: None,
-        capabilities: Capabilities {
-            memory_mib: Some(32),
-            timeout_ms: Some(500),
-            max_instances: Some(2),
-            ..Capabilities::default()
-        },
-    };
+    let wasm = hostile(Capabilities {
+        memory_mib: Some(32),
+        timeout_ms: Some(500),
+        max_instances: Some(2),
+        ..Capabilities::default()
+    });
     let store = load(&host, &resource("hostile", "state.hostile", Some(wasm))).await;
 
     let is_trap = |e: &ComponentError| matches!(e, ComponentError::Trapped { .. });
@@ -130,4 +135,24 @@ async fn components_sharing_a_wasm_share_code_but_not_state() {
     first.set(set("app||k", b"1")).await.expect("set");
     assert!(first.get(get("app||k")).await.expect("get").is_some());
     assert_eq!(second.get(get("app||k")).await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn a_component_whose_init_traps_fails_to_load_saying_so() {
+    use crate::config::resources::{MetadataEntry, MetadataValue};
+    let host = host();
+    let wasm = hostile(Capabilities::default());
+    let mut broken = resource("broken", "state.hostile", Some(wasm));
+    broken.metadata.push(MetadataEntry {
+        name: "trap".into(),
+        value: MetadataValue::Plain("init".into()),
+    });
+    let entry = host.load(&broken, &LoadContext::for_tests()).await;
+    match entry.info.status {
+        LoadStatus::Failed(message) => assert!(
+            message.contains("test/broken.yaml") && message.contains("init trapped"),
+            "{message}"
+        ),
+        other => panic!("a component whose init traps loaded: {other:?}"),
+    }
 }

@@ -108,6 +108,12 @@ pub struct Capabilities {
     /// `blockPrivateNetworks`: leave out outbound addresses in private
     /// ranges, so a name that resolves inward grants nothing.
     pub block_private_networks: bool,
+    /// `http`: origins (`https://api.example.com`, `*.example.com`,
+    /// `http://127.0.0.1:8080`) its `wasi:http` requests may reach.
+    pub http: Vec<String>,
+    /// `env`: names of the host's environment variables it may see; it sees
+    /// no others.
+    pub env: Vec<String>,
     /// `files`: host directories mapped into the guest.
     pub files: Vec<FileGrant>,
     /// `memoryMiB`: the most linear memory an instance may have.

@@ -2,9 +2,11 @@
 //!
 //! Deny by default. A component gets sockets only to the addresses it was
 //! granted (see [`super::outbound`]; names resolved by the host, and looked
-//! up through [`super::lookup`]), files only under its granted preopens, no
-//! environment variables, and no inherited stdio.
+//! up through [`super::lookup`]), HTTP requests only to its granted origins
+//! (see [`super::http`]), files only under its granted preopens, only the
+//! environment variables it was granted, and no inherited stdio.
 
+use super::http::{HttpAllowlist, OutboundHttp};
 use super::lookup::LookupGate;
 use super::outbound::{LearnedAddresses, OutboundAllowlist};
 use anyhow::Context;
@@ -31,6 +33,11 @@ pub struct PreopenGrant {
 pub struct CapabilityGrant {
     /// Addresses and ports the guest may connect to.
     pub outbound: Arc<OutboundAllowlist>,
+    /// Origins the guest may send HTTP requests to.
+    pub http: Arc<HttpAllowlist>,
+    /// Environment variables the guest sees (names and the host's values);
+    /// no other variable of the host is visible.
+    pub env: Vec<(String, String)>,
     /// Directories the guest may open.
     pub preopens: Vec<PreopenGrant>,
     /// The most linear memory one instance may have, in bytes.
@@ -39,13 +46,24 @@ pub struct CapabilityGrant {
     pub call_timeout: Duration,
 }
 
+/// What one instance is confined by: the parts of its store that enforce a
+/// [`CapabilityGrant`].
+pub struct Sandbox {
+    /// Its WASI context: preopens, environment, sockets and their check.
+    pub wasi: WasiCtx,
+    /// The gate its name lookups go through (which shares what they learn
+    /// with the context's socket check).
+    pub lookup: LookupGate,
+    /// The hooks its `wasi:http` requests go through.
+    pub http: OutboundHttp,
+}
+
 impl CapabilityGrant {
-    /// The sandbox of one instance of `component`: its WASI context, and the
-    /// gate its name lookups go through (which shares what they learn with
-    /// the context's socket check).
-    pub fn sandbox(&self, component: &Arc<str>) -> anyhow::Result<(WasiCtx, LookupGate)> {
+    /// The sandbox of one instance of `component`.
+    pub fn sandbox(&self, component: &Arc<str>) -> anyhow::Result<Sandbox> {
         let learned = LearnedAddresses::default();
         let mut builder = WasiCtxBuilder::new();
+        builder.envs(&self.env);
         for preopen in &self.preopens {
             let perms = if preopen.read_only {
                 FsPerms::ReadOnly
@@ -76,8 +94,17 @@ impl CapabilityGrant {
                 Box::pin(std::future::ready(permitted))
             });
         }
-        let gate = LookupGate::new(Arc::clone(&self.outbound), learned, component);
-        Ok((builder.build(), gate))
+        let http = OutboundHttp::new(
+            Arc::clone(component),
+            Arc::clone(&self.http),
+            self.call_timeout,
+        );
+        let lookup = LookupGate::new(Arc::clone(&self.outbound), learned, component);
+        Ok(Sandbox {
+            wasi: builder.build(),
+            lookup,
+            http,
+        })
     }
 }
 

@@ -253,13 +253,15 @@ mod tests {
             .expect("grants");
         let grant = CapabilityGrant {
             outbound: Arc::new(outbound),
+            http: Arc::default(),
+            env: Vec::new(),
             preopens: Vec::new(),
             memory_bytes: 1 << 20,
             call_timeout: Duration::from_secs(1),
         };
-        let (wasi, gate) = grant.sandbox(&Arc::from("c")).expect("sandbox");
+        let sandbox = grant.sandbox(&Arc::from("c")).expect("sandbox");
         let limits = crate::runtime::pool::MemoryGrant::new(grant.memory_bytes);
-        let mut state = InstanceState::new(Arc::from("c"), wasi, gate, limits);
+        let mut state = InstanceState::new(Arc::from("c"), sandbox, limits, Arc::default());
         let mut view = state.lookup_view();
 
         let network = view.sockets.instance_network().expect("network");

@@ -8,10 +8,13 @@
 pub mod cache;
 pub mod engine;
 pub mod grants;
+pub mod http;
 pub mod instance;
+pub mod log_budget;
 pub mod lookup;
 pub mod outbound;
 pub mod pool;
+pub mod turns;
 
 pub use cache::ArtifactCache;
 pub use engine::RuntimeEngine;

@@ -53,7 +53,8 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    fn parse(host: &str) -> Self {
+    /// The pattern a granted host stands for: `*.domain` or one name.
+    pub fn parse(host: &str) -> Self {
         let host = normalize(host);
         match host.strip_prefix('*') {
             Some(suffix) => HostPattern::AnyLabelUnder(suffix.to_owned()),
@@ -154,14 +155,7 @@ pub fn parse_outbound(grant: &str) -> Result<OutboundTarget, String> {
     if host.is_empty() {
         return Err(expected());
     }
-    let wildcard_ok = host
-        .strip_prefix("*.")
-        .is_some_and(|domain| !domain.is_empty() && !domain.contains('*'));
-    if host.contains('*') && !wildcard_ok {
-        return Err(format!(
-            "`{grant}`: `*` may only be the whole leftmost label, as in tcp://*.example.com:443"
-        ));
-    }
+    check_wildcard(grant, host, "tcp://*.example.com:443")?;
     let port = |text: &str| text.parse::<u16>().ok().filter(|p| *p != 0);
     let ports = match ports.split_once('-') {
         None => port(ports).map(|p| p..=p),
@@ -175,6 +169,20 @@ pub fn parse_outbound(grant: &str) -> Result<OutboundTarget, String> {
         host: host.to_owned(),
         ports,
     })
+}
+
+/// Refuses a `*` anywhere but as the whole leftmost label of `host`;
+/// `example` shows the right form in the message.
+pub(crate) fn check_wildcard(grant: &str, host: &str, example: &str) -> Result<(), String> {
+    let wildcard_ok = host
+        .strip_prefix("*.")
+        .is_some_and(|domain| !domain.is_empty() && !domain.contains('*'));
+    if host.contains('*') && !wildcard_ok {
+        return Err(format!(
+            "`{grant}`: `*` may only be the whole leftmost label, as in {example}"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `ip` is in a range that is not the public internet: loopback,

@@ -17,6 +17,8 @@ pub use limits::MemoryGrant;
 
 use super::grants::CapabilityGrant;
 use super::instance::InstanceState;
+use super::log_budget::LogBudget;
+use super::turns::next_turn;
 use crate::telemetry::component::{CallFailure, ComponentMetrics, PoolGauge, PoolSizes};
 use slots::{Slots, Take};
 use std::future::Future;
@@ -141,6 +143,8 @@ struct PoolInner<W: PooledWorld> {
     grant: CapabilityGrant,
     metadata: Vec<(String, String)>,
     settings: PoolSettings,
+    /// How many log lines its instances may write, shared by all of them.
+    log_budget: Arc<LogBudget>,
     slots: Mutex<Slots<PooledInstance<W>>>,
     /// Signalled whenever an instance comes back or is discarded, for calls
     /// waiting for the instance their affinity is pinned to.
@@ -170,6 +174,7 @@ impl<W: PooledWorld> InstancePool<W> {
                 grant,
                 metadata,
                 settings,
+                log_budget: Arc::default(),
                 slots: Mutex::new(Slots::new(max)),
                 returned: Notify::new(),
                 permits: Arc::new(Semaphore::new(max)),
@@ -333,23 +338,29 @@ impl<W: PooledWorld> InstancePool<W> {
 
 impl<W: PooledWorld> PoolInner<W> {
     async fn new_instance(&self) -> Result<PooledInstance<W>, CallError> {
-        let (wasi, lookup) = self
+        let sandbox = self
             .grant
             .sandbox(&self.name)
             .map_err(|err| CallError::Start(format!("{err:#}")))?;
         let limits = MemoryGrant::new(self.grant.memory_bytes);
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new(Arc::clone(&self.name), wasi, lookup, limits),
+            InstanceState::new(
+                Arc::clone(&self.name),
+                sandbox,
+                limits,
+                Arc::clone(&self.log_budget),
+            ),
         );
         store.limiter(|state| &mut state.limits);
         // At every epoch tick a running guest either yields to the executor
-        // (so it never starves other requests) or, past its deadline, traps.
+        // and waits for a turn (so it never starves other requests; see
+        // `super::turns`) or, past its deadline, traps.
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                Ok(UpdateDeadline::YieldCustom(1, next_turn()))
             }
         });
         let timeout = self.grant.call_timeout;
@@ -363,7 +374,10 @@ impl<W: PooledWorld> PoolInner<W> {
             match bindings.init(&mut store, &self.metadata).await {
                 Ok(Ok(())) => Ok(bindings),
                 Ok(Err(refusal)) => Err(CallError::Start(format!("init failed: {refusal}"))),
-                Err(trap) => Err(classify(&trap, deadline, timeout, false)),
+                Err(trap) => Err(CallError::Start(format!(
+                    "init {}",
+                    classify(&trap, deadline, timeout, false)
+                ))),
             }
         };
         let bindings = match tokio::time::timeout(timeout, start).await {

@@ -240,6 +240,21 @@ fn capabilities(errors: &mut Vec<FieldError>, raw: RawCapabilities, base: &Path)
             errors.push((format!("{FIELD}.outbound[{index}]"), message));
         }
     }
+    let http = raw.http.unwrap_or_default();
+    for (index, grant) in http.iter().enumerate() {
+        if let Err(message) = crate::runtime::http::parse_http_grant(grant) {
+            errors.push((format!("{FIELD}.http[{index}]"), message));
+        }
+    }
+    let env = raw.env.unwrap_or_default();
+    for (index, name) in env.iter().enumerate() {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            errors.push((
+                format!("{FIELD}.env[{index}]"),
+                format!("`{name}` is not an environment variable name"),
+            ));
+        }
+    }
     let mut files = Vec::new();
     for (index, grant) in raw.files.unwrap_or_default().into_iter().enumerate() {
         let field = format!("{FIELD}.files[{index}]");
@@ -271,6 +286,8 @@ fn capabilities(errors: &mut Vec<FieldError>, raw: RawCapabilities, base: &Path)
     Capabilities {
         outbound,
         block_private_networks: raw.block_private_networks.unwrap_or(false),
+        http,
+        env,
         files,
         memory_mib: positive(errors, "memoryMiB", raw.memory_mib),
         timeout_ms: positive(errors, "timeoutMs", raw.timeout_ms),

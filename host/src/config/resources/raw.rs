@@ -81,6 +81,10 @@ pub struct RawCapabilities {
     #[serde(default, rename = "blockPrivateNetworks")]
     pub block_private_networks: Option<bool>,
     #[serde(default)]
+    pub http: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
     pub files: Option<Vec<RawFileGrant>>,
     #[serde(default, rename = "memoryMiB")]
     pub memory_mib: Option<u64>,

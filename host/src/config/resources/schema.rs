@@ -52,6 +52,8 @@ static COMPONENT: Shape = Shape::Map(&[
                         Shape::Map(&[
                             ("outbound", Shape::Leaf),
                             ("blockPrivateNetworks", Shape::Leaf),
+                            ("http", Shape::Leaf),
+                            ("env", Shape::Leaf),
                             ("files", Shape::List(&FILE_GRANT)),
                             ("memoryMiB", Shape::Leaf),
                             ("timeoutMs", Shape::Leaf),

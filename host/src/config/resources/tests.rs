@@ -58,6 +58,8 @@ fn a_full_component_is_read_into_the_typed_structs() {
     sha256: ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789
     capabilities:
       outbound: ["tcp://redis:6379", "localhost:6380"]
+      http: ["https://api.example.com", "*.example.org:8443"]
+      env: [REGION, LOG_FORMAT]
       files:
       - host: data
         guest: /data
@@ -114,6 +116,11 @@ scopes:
             capabilities: Capabilities {
                 outbound: vec!["tcp://redis:6379".into(), "localhost:6380".into()],
                 block_private_networks: false,
+                http: vec![
+                    "https://api.example.com".into(),
+                    "*.example.org:8443".into(),
+                ],
+                env: vec!["REGION".into(), "LOG_FORMAT".into()],
                 files: vec![
                     FileGrant {
                         host: PathBuf::from("components/data"),
@@ -215,6 +222,18 @@ fn every_error_names_the_file_and_the_field() {
         (
             doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      outbound: [\"http://redis:80\"]\n"),
             "spec.wasm.capabilities.outbound[0]: `http://redis:80`: expected tcp://host:port",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      http: [\"https://api.example.com/v1\"]\n"),
+            "spec.wasm.capabilities.http[0]: `https://api.example.com/v1`: expected an origin such as https://api.example.com:443, without a path",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      http: [\"tcp://db:5432\"]\n"),
+            "spec.wasm.capabilities.http[0]: `tcp://db:5432`: expected an origin such as https://api.example.com:443",
+        ),
+        (
+            doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      env: [\"A=B\"]\n"),
+            "spec.wasm.capabilities.env[0]: `A=B` is not an environment variable name",
         ),
         (
             doc("s", "  type: state.x\n  wasm:\n    path: a.wasm\n    capabilities:\n      files: [{host: d, guest: data}]\n"),
