@@ -107,6 +107,21 @@ async fn a_component_sees_only_the_environment_variables_it_was_granted() -> any
         }
     }
     ensure!(failures.is_empty(), "{}", failures.join("\n"));
+    // The metadata shows what each component may touch: variables by name,
+    // never by value.
+    let granted = sc.component_metadata(GRANTED).await?;
+    let shown: Vec<&str> = granted["grants"]
+        .as_array()
+        .map(|all| all.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    ensure!(
+        shown.contains(&"env OUTRIG_TEST_GRANTED")
+            && shown.iter().any(|g| g.starts_with("memory "))
+            && !granted.to_string().contains(&value),
+        "{granted}"
+    );
+    let plain = sc.component_metadata(PLAIN).await?;
+    ensure!(!plain["grants"].to_string().contains("env "), "{plain}");
     Ok(())
 }
 

@@ -413,6 +413,7 @@ pub fn catalog_with_brokers(
             status: LoadStatus::Loaded,
             sha256: Some("cd".repeat(32)),
             source: format!("components/{name}.yaml"),
+            grants: Vec::new(),
         };
         entries.insert(
             (*name).to_owned(),
@@ -432,6 +433,7 @@ pub fn catalog_with_brokers(
             status: LoadStatus::Loaded,
             sha256: Some("ab".repeat(32)),
             source: format!("components/{name}.yaml"),
+            grants: Vec::new(),
         };
         let state: Arc<dyn StateStore> = store.clone();
         entries.insert(
@@ -452,6 +454,7 @@ pub fn catalog_with_brokers(
             status: LoadStatus::Failed((*error).to_owned()),
             sha256: None,
             source: format!("components/{name}.yaml"),
+            grants: Vec::new(),
         };
         entries.insert((*name).to_owned(), CatalogEntry::failed(info));
     }

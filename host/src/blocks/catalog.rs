@@ -40,6 +40,11 @@ pub struct ComponentInfo {
     pub sha256: Option<String>,
     /// Where it came from: a YAML file, or `embedded default`.
     pub source: String,
+    /// What its instances may touch, one grant per entry (`tcp://…`,
+    /// `http://…`, `dir …`, `env …`, `memory …`, `timeout …`,
+    /// `instances …`), so the log and the metadata show what a component
+    /// was allowed; empty until it loaded.
+    pub grants: Vec<String>,
 }
 
 /// A component and its building-block implementation.

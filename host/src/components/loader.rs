@@ -132,6 +132,7 @@ impl ComponentHost {
             status: LoadStatus::Loaded,
             sha256: None,
             source: source.clone(),
+            grants: Vec::new(),
         };
         let mut ctx = ctx.clone();
         ctx.component_name = resource.name.clone();
@@ -140,8 +141,10 @@ impl ComponentHost {
                 tracing::info!(
                     component = %info.name,
                     r#type = %info.component_type,
+                    version = %info.version,
                     sha256 = info.sha256.as_deref().unwrap_or(""),
                     features = ?info.features,
+                    grants = %info.grants.join(", "),
                     "component loaded"
                 );
                 let (state, pubsub) = match served {
@@ -184,7 +187,13 @@ impl ComponentHost {
             ),
         };
         let mut metadata = resolve_metadata(resource)?;
-        let (wasm, grant, sizing) = self.source(resource, ctx, &mut metadata).await?;
+        let Sourced {
+            wasm,
+            grant,
+            sizing,
+            shown,
+        } = self.source(resource, ctx, &mut metadata).await?;
+        info.grants = shown;
         let sha256 = hex::encode(Sha256::digest(&wasm));
         info.sha256 = Some(sha256.clone());
 
@@ -293,7 +302,7 @@ impl ComponentHost {
         resource: &ComponentResource,
         ctx: &LoadContext,
         metadata: &mut Vec<(String, String)>,
-    ) -> anyhow::Result<(Vec<u8>, CapabilityGrant, Sizing)> {
+    ) -> anyhow::Result<Sourced> {
         if let Some(wasm) = &resource.wasm {
             let bytes = std::fs::read(&wasm.path)
                 .with_context(|| format!("spec.wasm.path: cannot read {}", wasm.path.display()))?;
@@ -336,7 +345,13 @@ impl ComponentHost {
                 max_instances: max,
                 sticky_pulls: false,
             };
-            return Ok((bytes, grant, sizing));
+            let shown = shown_grants(&caps.outbound, &caps.http, &grant, &sizing);
+            return Ok(Sourced {
+                wasm: bytes,
+                grant,
+                sizing,
+                shown,
+            });
         }
         let Some(builtin) = builtin::lookup(&resource.component_type) else {
             bail!(
@@ -367,7 +382,13 @@ impl ComponentHost {
             max_instances: builtin.max_instances,
             sticky_pulls: builtin.sticky_pulls,
         };
-        Ok((builtin.wasm.to_vec(), grant, sizing))
+        let shown = shown_grants(&derived.outbound, &[], &grant, &sizing);
+        Ok(Sourced {
+            wasm: builtin.wasm.to_vec(),
+            grant,
+            sizing,
+            shown,
+        })
     }
 }
 
@@ -385,6 +406,40 @@ fn granted_env(component: &str, names: &[String]) -> Vec<(String, String)> {
             }
         })
         .collect()
+}
+
+/// A component's code and what it is allowed.
+struct Sourced {
+    wasm: Vec<u8>,
+    grant: CapabilityGrant,
+    sizing: Sizing,
+    /// The grants as the log and the metadata show them.
+    shown: Vec<String>,
+}
+
+/// `grant` (from the `outbound` and `http` grants as written) and `sizing`,
+/// one entry per grant: what an operator reads to know what a component may
+/// touch. Environment variables are shown by name, never by value.
+fn shown_grants(
+    outbound: &[String],
+    http: &[String],
+    grant: &CapabilityGrant,
+    sizing: &Sizing,
+) -> Vec<String> {
+    let mut shown: Vec<String> = outbound.iter().chain(http).cloned().collect();
+    for preopen in &grant.preopens {
+        let access = if preopen.read_only { "ro" } else { "rw" };
+        shown.push(format!(
+            "dir {} as {} ({access})",
+            preopen.host.display(),
+            preopen.guest
+        ));
+    }
+    shown.extend(grant.env.iter().map(|(name, _)| format!("env {name}")));
+    shown.push(format!("memory {} MiB", grant.memory_bytes >> 20));
+    shown.push(format!("timeout {} ms", grant.call_timeout.as_millis()));
+    shown.push(format!("instances {}", sizing.max_instances));
+    shown
 }
 
 /// How a component's instances are pooled.

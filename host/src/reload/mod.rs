@@ -237,7 +237,7 @@ impl Reloader {
                         },
                     )
                 }
-                _ => (load, Outcome::Loaded(entry)),
+                _ => (load, Outcome::Loaded(Box::new(entry))),
             }
         });
         for (load, outcome) in futures::future::join_all(loads).await {

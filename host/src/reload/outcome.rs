@@ -162,7 +162,7 @@ fn stand_in(records: &mut BTreeMap<String, Record>, phases: &mut Phases, load: &
 /// How a phase-two load ended.
 pub(super) enum Outcome {
     /// The new version's entry (serving or failed).
-    Loaded(CatalogEntry),
+    Loaded(Box<CatalogEntry>),
     /// The new version failed and the retired old one was started again.
     Reopened {
         entry: Box<CatalogEntry>,
@@ -227,7 +227,7 @@ pub(super) fn settle_exclusive(
     outcome: Outcome,
 ) {
     let message = match outcome {
-        Outcome::Loaded(entry) => return settle(records, report, load, entry),
+        Outcome::Loaded(entry) => return settle(records, report, load, *entry),
         Outcome::Reopened { entry, reopened } if reopened.state.is_some() => {
             if let Some(old) = &mut load.old {
                 old.entry.state = reopened.state;
@@ -255,6 +255,7 @@ pub(super) fn settle_exclusive(
             status: LoadStatus::Loaded,
             sha256: None,
             source: load.resource.source.display().to_string(),
+            grants: Vec::new(),
         },
     };
     let entry = CatalogEntry::failed(ComponentInfo {

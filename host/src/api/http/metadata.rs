@@ -77,8 +77,8 @@ impl From<&SubscriptionSpec> for WireSubscription {
 /// One component: Dapr's `name`, `type`, `version`, `capabilities`, then Outrig's
 /// `status` (`loaded`; `failed`: nothing serves; `stale`: an older version
 /// serves because the newest failed to load), `error` (why, for the last
-/// two), `sha256` (of the serving version), `source` (SDKs ignore fields
-/// they do not know).
+/// two), `sha256` (of the serving version), `source`, `grants` (what its
+/// instances may touch; SDKs ignore fields they do not know).
 #[derive(Serialize)]
 struct WireComponent {
     name: String,
@@ -92,6 +92,8 @@ struct WireComponent {
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
     source: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    grants: Vec<String>,
 }
 
 impl From<ComponentInfo> for WireComponent {
@@ -110,6 +112,7 @@ impl From<ComponentInfo> for WireComponent {
             error,
             sha256: info.sha256,
             source: info.source,
+            grants: info.grants,
         }
     }
 }

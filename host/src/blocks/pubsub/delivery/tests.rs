@@ -194,6 +194,7 @@ fn catalog_with(broker: Arc<RecordingBroker>) -> Arc<Catalog> {
         status: LoadStatus::Loaded,
         sha256: None,
         source: "test".into(),
+        grants: Vec::new(),
     };
     let mut snapshot = CatalogSnapshot::default();
     let broker: Arc<dyn Broker> = broker;
