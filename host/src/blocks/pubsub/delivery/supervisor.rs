@@ -4,7 +4,9 @@
 //! that changes it replaces the worker, and the others run on untouched.
 
 use super::worker::Worker;
-use super::{ActiveSubscription, DeliveryContext, DeliverySettings, DeliveryStatus};
+use super::{
+    ActiveSubscription, DeclaredDelivery, DeliveryContext, DeliverySettings, DeliveryStatus,
+};
 use crate::blocks::pubsub::subscription::SubscriptionSpec;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -13,6 +15,8 @@ use tokio::task::{JoinHandle, JoinSet};
 /// The workers of one app and what they were started from.
 pub(super) struct Supervisor {
     ctx: DeliveryContext,
+    /// The declared subscriptions, seen up to the ones running.
+    declared: watch::Receiver<Arc<DeclaredDelivery>>,
     programmatic: Vec<SubscriptionSpec>,
     settings: DeliverySettings,
     status: Arc<DeliveryStatus>,
@@ -45,24 +49,27 @@ impl Supervisor {
         settings: DeliverySettings,
         status: Arc<DeliveryStatus>,
     ) -> Self {
+        let mut declared = ctx.declared.clone();
+        let now = declared.borrow_and_update().subscriptions.clone();
         let mut supervisor = Supervisor {
             ctx,
+            declared,
             programmatic,
             settings,
             status,
             running: Vec::new(),
             retiring: JoinSet::new(),
         };
-        let declared = supervisor.ctx.declared.borrow().subscriptions.clone();
-        supervisor.reconcile(declared);
+        supervisor.reconcile(now);
         supervisor
     }
 
     /// Follows the declared subscriptions until `stopped` turns true, then
     /// stops every worker and waits for what they have in flight.
     pub(super) async fn run(mut self, mut stopped: watch::Receiver<bool>) {
-        let mut declared = self.ctx.declared.clone();
-        declared.mark_unchanged();
+        // A clone sees what this one saw: a change made since `start` is
+        // still to come.
+        let mut declared = self.declared.clone();
         let mut following = true;
         loop {
             tokio::select! {
