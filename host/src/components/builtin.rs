@@ -45,6 +45,10 @@ pub struct Builtin {
     /// cannot lock its file under WASI): a hot reload then retires the old
     /// version before it starts the new one.
     pub exclusive_files: bool,
+    /// Whether its messages live only in its instance (the in-process
+    /// broker): after a hot swap, delivery drains the old version before it
+    /// pulls from the new one, so what the old one held is not lost.
+    pub volatile_messages: bool,
     /// Derives the grant from the metadata.
     pub derive: fn(&Metadata<'_>, &LoadContext) -> anyhow::Result<DerivedGrant>,
 }
@@ -70,6 +74,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 1,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: false,
         derive: |_, _| Ok(DerivedGrant::default()),
     },
     Builtin {
@@ -78,6 +83,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 1,
         sticky_pulls: false,
         exclusive_files: true,
+        volatile_messages: false,
         derive: derive_redb,
     },
     Builtin {
@@ -86,6 +92,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 16,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_redis,
     },
     Builtin {
@@ -94,6 +101,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 16,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_postgresql,
     },
     Builtin {
@@ -102,6 +110,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 1,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: true,
         derive: |_, _| Ok(DerivedGrant::default()),
     },
     Builtin {
@@ -110,6 +119,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 16,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_redis,
     },
     Builtin {
@@ -118,6 +128,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 16,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_nats,
     },
     Builtin {
@@ -126,6 +137,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 16,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_nats,
     },
     Builtin {
@@ -134,6 +146,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 4,
         sticky_pulls: true,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_mqtt,
     },
     Builtin {
@@ -142,6 +155,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 4,
         sticky_pulls: true,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_mqtt,
     },
     Builtin {
@@ -150,6 +164,7 @@ const BUILTINS: &[Builtin] = &[
         max_instances: 8,
         sticky_pulls: false,
         exclusive_files: false,
+        volatile_messages: false,
         derive: derive_rabbitmq,
     },
 ];

@@ -229,7 +229,11 @@ impl ComponentHost {
                 let pool = self
                     .start_pool::<crate::bindings::pubsub::Pubsub>(start, "pubsub")
                     .await?;
-                Served::PubSub(Arc::new(WasmBroker::new(pool, sizing.sticky_pulls)))
+                Served::PubSub(Arc::new(WasmBroker::new(
+                    pool,
+                    sizing.sticky_pulls,
+                    sizing.volatile_messages,
+                )))
             }
         })
     }
@@ -344,6 +348,7 @@ impl ComponentHost {
             let sizing = Sizing {
                 max_instances: max,
                 sticky_pulls: false,
+                volatile_messages: false,
             };
             let shown = shown_grants(&caps.outbound, &caps.http, &grant, &sizing);
             return Ok(Sourced {
@@ -381,6 +386,7 @@ impl ComponentHost {
         let sizing = Sizing {
             max_instances: builtin.max_instances,
             sticky_pulls: builtin.sticky_pulls,
+            volatile_messages: builtin.volatile_messages,
         };
         let shown = shown_grants(&derived.outbound, &[], &grant, &sizing);
         Ok(Sourced {
@@ -449,6 +455,9 @@ struct Sizing {
     /// Whether a subscription's pulls keep to one instance (see
     /// [`builtin::Builtin::sticky_pulls`]).
     sticky_pulls: bool,
+    /// Whether its messages live only in its instance (see
+    /// [`builtin::Builtin::volatile_messages`]).
+    volatile_messages: bool,
 }
 
 /// What starting a component's pool takes, whatever its world.

@@ -24,16 +24,25 @@ pub struct WasmBroker {
     /// With sticky pulls, each subscription's affinity; `None` lets every
     /// pull take any instance.
     pull_affinities: Option<PullAffinities>,
+    /// Whether the messages live only in the instance (see
+    /// [`Broker::volatile_messages`]).
+    volatile_messages: bool,
 }
 
 impl WasmBroker {
     /// Wraps a started pool; with `sticky_pulls`, each subscription's pulls
     /// keep to one instance (for guests that hold a consumer session on one
-    /// instance's connection).
-    pub fn new(pool: InstancePool<wit::Pubsub>, sticky_pulls: bool) -> Self {
+    /// instance's connection); `volatile_messages` for a broker whose
+    /// messages live in its instance.
+    pub fn new(
+        pool: InstancePool<wit::Pubsub>,
+        sticky_pulls: bool,
+        volatile_messages: bool,
+    ) -> Self {
         WasmBroker {
             pool,
             pull_affinities: sticky_pulls.then(Mutex::default),
+            volatile_messages,
         }
     }
 
@@ -124,6 +133,10 @@ impl Broker for WasmBroker {
         })
         .await?;
         Ok(messages.into_iter().map(incoming).collect())
+    }
+
+    fn volatile_messages(&self) -> bool {
+        self.volatile_messages
     }
 
     async fn ack(&self, ids: Vec<String>) -> Result<(), ComponentError> {

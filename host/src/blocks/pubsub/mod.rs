@@ -106,6 +106,13 @@ pub trait Broker: Send + Sync {
     /// Gives messages back for redelivery no sooner than `redeliver_after`.
     async fn nack(&self, ids: Vec<String>, redeliver_after: Duration)
     -> Result<(), ComponentError>;
+
+    /// Whether its messages live only in this version of the component (an
+    /// in-process broker): when a hot swap replaces it, delivery pulls what
+    /// it still holds before moving to the new version.
+    fn volatile_messages(&self) -> bool {
+        false
+    }
 }
 
 /// Wakes the subscribers of a topic when this sidecar publishes to it, so a

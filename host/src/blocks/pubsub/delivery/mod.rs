@@ -24,6 +24,7 @@ pub mod status;
 mod supervisor;
 #[cfg(test)]
 mod tests;
+mod versions;
 mod worker;
 
 pub use declared::{DeclaredDelivery, DeclaredFeed};

@@ -30,6 +30,8 @@ struct RecordingBroker {
     /// How many ack calls were made, and how long each takes.
     ack_calls: AtomicUsize,
     ack_pause: Duration,
+    /// Whether it holds its messages in itself, as the in-process broker.
+    volatile: bool,
 }
 
 impl RecordingBroker {
@@ -115,6 +117,10 @@ impl Broker for RecordingBroker {
         Ok(taken)
     }
 
+    fn volatile_messages(&self) -> bool {
+        self.volatile
+    }
+
     async fn ack(&self, ids: Vec<String>) -> Result<(), ComponentError> {
         self.ack_calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.ack_pause).await;
@@ -186,6 +192,11 @@ impl AppChannel for ScriptedApp {
 }
 
 fn catalog_with(broker: Arc<RecordingBroker>) -> Arc<Catalog> {
+    Arc::new(Catalog::new(snapshot_with(broker)))
+}
+
+/// A snapshot serving `broker` as the component `pubsub`.
+fn snapshot_with(broker: Arc<RecordingBroker>) -> CatalogSnapshot {
     let info = ComponentInfo {
         name: "pubsub".into(),
         component_type: "pubsub.test".into(),
@@ -206,7 +217,7 @@ fn catalog_with(broker: Arc<RecordingBroker>) -> Arc<Catalog> {
             pubsub: Some(broker),
         },
     );
-    Arc::new(Catalog::new(snapshot))
+    snapshot
 }
 
 fn spec(dead_letter: Option<&str>) -> SubscriptionSpec {
@@ -573,4 +584,48 @@ async fn a_changed_retry_policy_applies_to_the_next_settlement() {
         Arc::ptr_eq(&worker, &status.subscriptions()[0]),
         "no restart for a policy"
     );
+}
+
+#[tokio::test]
+async fn a_swapped_in_process_broker_is_drained_before_its_new_version() {
+    let old = Arc::new(RecordingBroker {
+        volatile: true,
+        ..RecordingBroker::default()
+    });
+    for n in 0..5 {
+        old.push("orders", &format!("old{n}"));
+    }
+    let new = Arc::new(RecordingBroker::default());
+    for n in 0..3 {
+        new.push("orders", &format!("new{n}"));
+    }
+    let app = ScriptedApp::new(Verdict::Success, Duration::from_millis(20));
+    let ctx = DeliveryContext {
+        app_id: "app".into(),
+        catalog: catalog_with(Arc::clone(&old)),
+        app: Arc::clone(&app) as Arc<dyn AppChannel>,
+        signals: Arc::new(PublishSignals::default()),
+        declared: DeclaredFeed::new(DeclaredDelivery::default()).follow(),
+    };
+    let catalog = Arc::clone(&ctx.catalog);
+    let settings = DeliverySettings {
+        concurrency: 1,
+        pull_batch: 1,
+        idle_poll: Duration::from_millis(5),
+        ..DeliverySettings::default()
+    };
+    let status = Arc::new(DeliveryStatus::new(true));
+    let delivery = Delivery::start(ctx, vec![spec(None)], settings, status);
+    eventually(|| old.settled() >= 1).await;
+    catalog.publish(snapshot_with(Arc::clone(&new)));
+    eventually(|| old.settled() + new.settled() == 8).await;
+    delivery.stop().await;
+    assert_eq!(
+        old.acked.lock().unwrap().len(),
+        5,
+        "the old version's events, acked on it"
+    );
+    assert_eq!(new.acked.lock().unwrap().len(), 3);
+    let routes = app.routes.lock().unwrap().len();
+    assert_eq!(routes, 8, "each event delivered once");
 }

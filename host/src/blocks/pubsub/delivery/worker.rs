@@ -3,6 +3,7 @@
 
 use super::acks::AckBatcher;
 use super::settle::{self, Settlement, settle};
+use super::versions::BrokerVersions;
 use super::{ActiveSubscription, DeliveryContext, DeliverySettings};
 use crate::appchannel::events::{BulkDelivery, BulkEntry, TopicDelivery, Verdict};
 use crate::blocks::pubsub::cloudevent;
@@ -27,6 +28,7 @@ pub struct Worker {
     signal: Arc<Notify>,
     permits: Arc<Semaphore>,
     acks: Arc<AckBatcher>,
+    versions: BrokerVersions,
 }
 
 impl Worker {
@@ -62,6 +64,7 @@ impl Worker {
             signal,
             permits: Arc::new(Semaphore::new(in_flight)),
             acks: Arc::default(),
+            versions: BrokerVersions::default(),
         }
     }
 
@@ -75,11 +78,12 @@ impl Worker {
             while in_flight.try_join_next().is_some() {}
             let subscription = Arc::clone(&self.subscription);
             let pubsub = &subscription.spec.pubsub_name;
-            let Some(broker) = self.ctx.catalog.broker(pubsub) else {
+            let Some(current) = self.ctx.catalog.broker(pubsub) else {
                 // Not loaded (yet, or any more): wait for a reload to bring it.
                 self.pause(Duration::from_secs(1)).await;
                 continue;
             };
+            let broker = self.versions.pick(current, &subscription.spec.topic);
             let Some(mut room) = self.room().await else {
                 break;
             };
@@ -112,8 +116,12 @@ impl Worker {
                     continue;
                 }
             };
+            self.versions.pulled(&broker, messages.len());
             if messages.is_empty() {
                 drop(room);
+                if self.versions.draining() {
+                    continue;
+                }
                 // A broker that waited has had its wait; one that could not
                 // wait is asked again on a publish or after the idle poll.
                 if asked.elapsed() < wait / 2 {
