@@ -1,0 +1,16 @@
+//! The service mesh: who a workload is and how it proves it. Today that is
+//! the certificate authority (`outrig ca`) and workload identities (SPIFFE
+//! ids in X.509 certificates); service invocation over mTLS builds on it.
+//!
+//! This module knows nothing of Dapr's API or of wasmtime.
+
+pub mod ca;
+pub mod identity;
+pub mod peer;
+
+pub use ca::{CaError, CertificateAuthority, WorkloadCertificate};
+pub use identity::{IdentityError, WorkloadIdentity};
+pub use peer::{PeerIdentityError, peer_identity};
+
+#[cfg(test)]
+mod tests;
