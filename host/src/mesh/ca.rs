@@ -48,6 +48,15 @@ pub enum CaError {
     Validity(Duration),
 }
 
+/// Which of a CA's two PEM inputs is at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemFile {
+    /// The certificate.
+    Cert,
+    /// The private key.
+    Key,
+}
+
 /// A CA that can sign workload certificates: its certificate and signing key.
 pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
@@ -106,23 +115,31 @@ impl CertificateAuthority {
                 source,
             })
         };
-        let invalid = |path: &Path, reason: String| CaError::Invalid {
-            path: path.to_owned(),
+        let (cert_pem, key_pem) = (read(cert_path)?, read(key_path)?);
+        Self::from_pem(&cert_pem, &key_pem).map_err(|(file, reason)| CaError::Invalid {
+            path: match file {
+                PemFile::Cert => cert_path,
+                PemFile::Key => key_path,
+            }
+            .to_owned(),
             reason,
-        };
-        let cert_pem = read(cert_path)?;
-        let key_pem = read(key_path)?;
+        })
+    }
+
+    /// The CA from its certificate and private key, PEM; `Err` names the
+    /// one at fault and why.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, (PemFile, String)> {
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|err| invalid(cert_path, format!("no PEM certificate: {err}")))?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|err| invalid(key_path, format!("no usable PEM private key: {err}")))?;
-        check_issuer(&cert_der, &key).map_err(|reason| invalid(cert_path, reason))?;
+            .map_err(|err| (PemFile::Cert, format!("no PEM certificate: {err}")))?;
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|err| (PemFile::Key, format!("no usable PEM private key: {err}")))?;
+        check_issuer(&cert_der, &key).map_err(|reason| (PemFile::Cert, reason))?;
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
-            .map_err(|err| invalid(cert_path, err.to_string()))?;
+            .map_err(|err| (PemFile::Cert, err.to_string()))?;
         Ok(Self {
             issuer,
             cert_der,
-            cert_pem,
+            cert_pem: cert_pem.to_owned(),
         })
     }
 

@@ -1,14 +1,17 @@
 //! The service mesh: who a workload is and how it proves it. Today that is
-//! the certificate authority (`outrig ca`) and workload identities (SPIFFE
-//! ids in X.509 certificates); service invocation over mTLS builds on it.
+//! the certificate authority (`outrig ca`), workload identities (SPIFFE ids
+//! in X.509 certificates) and a workload's own certificate kept renewed;
+//! service invocation over mTLS builds on it.
 //!
 //! This module knows nothing of Dapr's API or of wasmtime.
 
 pub mod ca;
+pub mod credentials;
 pub mod identity;
 pub mod peer;
 
 pub use ca::{CaError, CertificateAuthority, WorkloadCertificate};
+pub use credentials::{CredentialsError, WorkloadCredentials};
 pub use identity::{IdentityError, WorkloadIdentity};
 pub use peer::{PeerIdentityError, peer_identity};
 

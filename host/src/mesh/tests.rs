@@ -10,7 +10,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_rustls::client::TlsStream as ClientStream;
+use tokio_rustls::server::TlsStream as ServerStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use x509_parser::extensions::GeneralName;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -210,19 +213,26 @@ fn a_certificate_without_a_spiffe_id_has_no_identity() {
     ));
 }
 
+/// Credentials for `app_id` from `ca`, valid an hour.
+fn credentials(ca: &CertificateAuthority, app_id: &str) -> Arc<WorkloadCredentials> {
+    let ca = CertificateAuthority::from_pem(ca.cert_pem(), &ca.key_pem()).expect("a CA copy");
+    let creds = WorkloadCredentials::issue(ca, identity(app_id), HOUR, provider());
+    Arc::new(creds.expect("credentials"))
+}
+
 /// The TLS configurations of a caller (client) and a callee (server), both
-/// trusting `ca` and the server demanding a client certificate.
+/// trusting `ca`, presenting their credentials, the server demanding a
+/// client certificate.
 fn tls_pair(
     ca: &CertificateAuthority,
-    client: WorkloadCertificate,
-    server: WorkloadCertificate,
-) -> (tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor) {
+    client: Arc<WorkloadCredentials>,
+    server: Arc<WorkloadCredentials>,
+) -> (TlsConnector, TlsAcceptor) {
     let client_config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
         .with_root_certificates(roots(ca))
-        .with_client_auth_cert(client.chain, client.key)
-        .expect("a client config");
+        .with_client_cert_resolver(client);
     let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca), provider())
         .build()
         .expect("a verifier");
@@ -230,76 +240,112 @@ fn tls_pair(
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
         .with_client_cert_verifier(verifier)
-        .with_single_cert(server.chain, server.key)
-        .expect("a server config");
+        .with_cert_resolver(server);
     (
-        tokio_rustls::TlsConnector::from(Arc::new(client_config)),
-        tokio_rustls::TlsAcceptor::from(Arc::new(server_config)),
+        TlsConnector::from(Arc::new(client_config)),
+        TlsAcceptor::from(Arc::new(server_config)),
     )
 }
 
-/// Runs one mutual-TLS exchange over an in-memory pipe; the server answers
-/// with the caller's SPIFFE id. `Err` when either side refuses.
-async fn handshake(
-    connector: tokio_rustls::TlsConnector,
-    acceptor: tokio_rustls::TlsAcceptor,
-) -> Result<(WorkloadIdentity, String), String> {
+/// A mutual-TLS connection over an in-memory pipe (the server is `orders`);
+/// `Err` when either side refuses.
+async fn connect(
+    connector: &TlsConnector,
+    acceptor: &TlsAcceptor,
+) -> Result<(ClientStream<DuplexStream>, ServerStream<DuplexStream>), String> {
     let (client_io, server_io) = tokio::io::duplex(16 * 1024);
-    let server = tokio::spawn(async move {
-        let mut tls = acceptor
-            .accept(server_io)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (_, session) = tls.get_ref();
-        let peer = session
-            .peer_certificates()
-            .and_then(|certs| certs.first())
-            .ok_or("no client certificate")?;
-        let caller = peer_identity(peer).map_err(|e| e.to_string())?;
-        tls.write_all(caller.to_string().as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        tls.shutdown().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(caller)
-    });
     let name = ServerName::try_from("orders").expect("a DNS name");
-    let client = async {
-        let mut tls = connector
-            .connect(name, client_io)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut answer = String::new();
-        tls.read_to_string(&mut answer)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(answer)
-    };
-    let answer = client.await;
-    let caller = server.await.map_err(|e| e.to_string())?;
-    Ok((caller?, answer?))
+    let (client, server) = tokio::join!(
+        connector.connect(name, client_io),
+        acceptor.accept(server_io)
+    );
+    Ok((
+        client.map_err(|e| format!("client: {e}"))?,
+        server.map_err(|e| format!("server: {e}"))?,
+    ))
+}
+
+/// Sends `message` from client to server on an established connection.
+async fn exchange(
+    client: &mut ClientStream<DuplexStream>,
+    server: &mut ServerStream<DuplexStream>,
+    message: &[u8],
+) -> Vec<u8> {
+    client.write_all(message).await.expect("write");
+    client.flush().await.expect("flush");
+    let mut received = vec![0; message.len()];
+    server.read_exact(&mut received).await.expect("read");
+    received
 }
 
 #[tokio::test]
 async fn mutual_tls_carries_the_callers_identity() {
     let ca = CertificateAuthority::generate("public", DAY).expect("a CA");
-    let caller = identity("checkout");
-    let client = ca.issue(&caller, HOUR).expect("a client leaf");
-    let server = ca.issue(&identity("orders"), HOUR).expect("a server leaf");
-    let (connector, acceptor) = tls_pair(&ca, client, server);
-    let (seen, answer) = handshake(connector, acceptor).await.expect("a handshake");
-    assert_eq!(seen, caller);
-    assert_eq!(answer, "spiffe://public/ns/default/checkout");
+    let (connector, acceptor) = tls_pair(
+        &ca,
+        credentials(&ca, "checkout"),
+        credentials(&ca, "orders"),
+    );
+    let (mut client, mut server) = connect(&connector, &acceptor).await.expect("a handshake");
+    let peer = server
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("a client certificate");
+    assert_eq!(
+        peer_identity(&peer[0]).expect("an id"),
+        identity("checkout")
+    );
+    assert_eq!(exchange(&mut client, &mut server, b"hello").await, b"hello");
 }
 
 #[tokio::test]
 async fn mutual_tls_refuses_a_caller_from_another_ca() {
     let ca = CertificateAuthority::generate("public", DAY).expect("a CA");
     let other = CertificateAuthority::generate("public", DAY).expect("another CA");
-    let client = other
-        .issue(&identity("intruder"), HOUR)
-        .expect("a client leaf");
-    let server = ca.issue(&identity("orders"), HOUR).expect("a server leaf");
-    let (connector, acceptor) = tls_pair(&ca, client, server);
-    let refused = handshake(connector, acceptor).await;
+    let (connector, acceptor) = tls_pair(
+        &ca,
+        credentials(&other, "intruder"),
+        credentials(&ca, "orders"),
+    );
+    let refused = connect(&connector, &acceptor).await.map(|_| ());
     assert!(refused.is_err(), "{refused:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewal_swaps_the_certificate_and_keeps_open_connections() {
+    let ca = CertificateAuthority::generate("public", DAY).expect("a CA");
+    let server = credentials(&ca, "orders");
+    let (connector, acceptor) = tls_pair(&ca, credentials(&ca, "checkout"), server.clone());
+    let (mut client, mut open) = connect(&connector, &acceptor).await.expect("a handshake");
+    let first = server.certified_key().cert[0].clone();
+    assert!(server.renew_at() < server.not_after());
+
+    // Paused time: each sleep jumps the clock, so the renewal two thirds into
+    // the hour comes at once.
+    let renewal = tokio::spawn(server.clone().keep_renewed());
+    for _ in 0..120 {
+        if server.certified_key().cert[0] != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    renewal.abort();
+    let renewed = server.certified_key().cert[0].clone();
+    assert_ne!(renewed, first, "the certificate was not renewed");
+    assert_eq!(peer_identity(&renewed).expect("an id"), identity("orders"));
+
+    assert_eq!(
+        exchange(&mut client, &mut open, b"still up").await,
+        b"still up"
+    );
+    let (next, _) = connect(&connector, &acceptor)
+        .await
+        .expect("a new handshake");
+    let presented = next
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("a server certificate");
+    assert_eq!(presented[0], renewed);
 }
