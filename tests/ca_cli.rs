@@ -1,10 +1,12 @@
 //! `outrig ca init` and `outrig ca issue`, the real binary: the files they
 //! write (keys 0600), the identity in the issued certificate, and the refusals
-//! (overwrite without `--force`, ids SPIFFE forbids) with exit code 2.
+//! (overwrite without `--force`, ids SPIFFE forbids) with exit code 2; and
+//! `outrig run` issuing itself a certificate from those files.
 
 mod common;
 
 use anyhow::{Context, ensure};
+use common::{AppId, Launch};
 use outrig::mesh::{CertificateAuthority, WorkloadIdentity, peer_identity};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -123,9 +125,8 @@ fn init_refuses_to_overwrite_without_force() -> anyhow::Result<()> {
 
 #[test]
 fn bad_input_exits_2_with_one_clear_line() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let ca_dir = path_str(dir.path())?;
-    ensure!(ca(&["init", "--out", ca_dir])?.status.success(), "init");
+    let (dir, ca_dir) = new_ca()?;
+    let ca_dir = ca_dir.as_str();
     let issue = |extra: &[&str]| {
         let mut args = vec!["issue", "--ca", ca_dir, "--out", ca_dir];
         args.extend_from_slice(extra);
@@ -168,5 +169,72 @@ fn bad_input_exits_2_with_one_clear_line() -> anyhow::Result<()> {
         stderr.contains("cannot read") && stderr.contains("ca.crt"),
         "{stderr}"
     );
+    Ok(())
+}
+
+/// `ca init` into a fresh directory; the directory's guard and path.
+fn new_ca() -> anyhow::Result<(tempfile::TempDir, String)> {
+    let dir = tempfile::tempdir()?;
+    let path = path_str(dir.path())?.to_owned();
+    let init = ca(&["init", "--out", &path])?;
+    ensure!(init.status.success(), "ca init: {init:?}");
+    Ok((dir, path))
+}
+
+#[tokio::test]
+async fn run_issues_itself_a_certificate_from_the_ca_on_disk() -> anyhow::Result<()> {
+    let (_dir, ca_dir) = new_ca()?;
+    let app = AppId::new("mtls-self");
+    let crt = format!("{ca_dir}/ca.crt");
+    let key = format!("{ca_dir}/ca.key");
+    let sidecar = Launch::new(&app)
+        .env("NAMESPACE", "shop")
+        .args(&[
+            "--trust-anchors",
+            &crt,
+            "--issuer-cert",
+            &crt,
+            "--issuer-key",
+            &key,
+        ])
+        .start()
+        .await?;
+    let logs = sidecar.logs();
+    let expected = format!("spiffe://public/ns/shop/{}", app.as_str());
+    ensure!(
+        logs.contains("issued the workload certificate") && logs.contains(&expected),
+        "no self-issued certificate for {expected} in:\n{logs}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_refuses_an_issuer_its_trust_anchors_do_not_trust() -> anyhow::Result<()> {
+    let (_issuer, issuer_dir) = new_ca()?;
+    let (_other, other_dir) = new_ca()?;
+    let app = AppId::new("mtls-mismatch");
+    let (status, output) = Launch::new(&app)
+        .args(&[
+            "--trust-anchors",
+            &format!("{other_dir}/ca.crt"),
+            "--issuer-cert",
+            &format!("{issuer_dir}/ca.crt"),
+            "--issuer-key",
+            &format!("{issuer_dir}/ca.key"),
+        ])
+        .run_to_exit()
+        .await?;
+    ensure!(!status.success(), "outrig started: {output}");
+    ensure!(
+        output.contains("is not trusted by the trust anchors"),
+        "{output}"
+    );
+
+    let (status, output) = Launch::new(&app)
+        .args(&["--issuer-cert", &format!("{issuer_dir}/ca.crt")])
+        .run_to_exit()
+        .await?;
+    ensure!(status.code() == Some(2), "a lone --issuer-cert: {output}");
+    ensure!(output.contains("--trust-anchors"), "{output}");
     Ok(())
 }

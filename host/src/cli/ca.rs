@@ -71,12 +71,11 @@ pub fn issue(args: &CaIssueArgs) -> anyhow::Result<i32> {
         (&key_path, &cert.key_pem),
         args.force,
     )?;
-    let expiry = chrono::DateTime::<chrono::Utc>::from(cert.not_after);
     println!(
         "wrote {} and {} for {id}, valid until {}",
         cert_path.display(),
         key_path.display(),
-        expiry.to_rfc3339()
+        humantime::format_rfc3339_seconds(cert.not_after)
     );
     Ok(0)
 }

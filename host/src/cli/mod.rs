@@ -167,12 +167,33 @@ pub struct RunArgs {
     /// `POST /v1.0/outrig/reload` still do).
     #[arg(long)]
     pub no_watch: bool,
+    /// PEM bundle of the CAs whose workloads this sidecar trusts; with
+    /// `--issuer-cert` and `--issuer-key` the sidecar issues itself a
+    /// short-lived workload certificate at start and renews it.
+    #[arg(long, requires_all = ["issuer_cert", "issuer_key"])]
+    pub trust_anchors: Option<PathBuf>,
+    /// PEM certificate of the CA that issues this sidecar's certificate.
+    #[arg(long, requires = "trust_anchors")]
+    pub issuer_cert: Option<PathBuf>,
+    /// PEM private key of that CA.
+    #[arg(long, requires = "trust_anchors")]
+    pub issuer_key: Option<PathBuf>,
     /// The app's command line.
     #[arg(last = true)]
     pub command: Vec<String>,
 }
 
 impl RunArgs {
+    /// The CA files to issue the sidecar's certificate from, when given
+    /// (clap makes sure all three come together).
+    pub fn issuer_files(&self) -> Option<crate::mesh::IssuerFiles> {
+        Some(crate::mesh::IssuerFiles {
+            trust_anchors: self.trust_anchors.clone()?,
+            issuer_cert: self.issuer_cert.clone()?,
+            issuer_key: self.issuer_key.clone()?,
+        })
+    }
+
     /// The sidecar's settings from the arguments and environment.
     pub fn settings(&self) -> settings::SidecarSettings {
         settings::SidecarSettings {

@@ -9,11 +9,13 @@ pub mod ca;
 pub mod credentials;
 pub mod identity;
 pub mod peer;
+pub mod self_issued;
 
 pub use ca::{CaError, CertificateAuthority, WorkloadCertificate};
 pub use credentials::{CredentialsError, WorkloadCredentials};
 pub use identity::{IdentityError, WorkloadIdentity};
 pub use peer::{PeerIdentityError, peer_identity};
+pub use self_issued::{IssuerFiles, SelfIssueError, self_issue};
 
 #[cfg(test)]
 mod tests;
