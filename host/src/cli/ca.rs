@@ -12,7 +12,7 @@ use anyhow::Context;
 use std::fmt::Display;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// The CA's certificate, in the directory `ca init` writes.
@@ -87,7 +87,7 @@ fn refuse(message: impl Display) -> i32 {
 }
 
 /// Refuses (exit code 2) when any of `paths` exists and `force` is off.
-fn refuse_overwrite(paths: &[&PathBuf], force: bool) -> Option<i32> {
+fn refuse_overwrite(paths: &[&Path], force: bool) -> Option<i32> {
     let existing = paths.iter().find(|path| path.exists()).filter(|_| !force)?;
     Some(refuse(format!(
         "{} already exists; pass --force to overwrite it",

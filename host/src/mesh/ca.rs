@@ -57,6 +57,26 @@ pub enum PemFile {
     Key,
 }
 
+/// Why a CA's PEM certificate or key is refused, and which of the two.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct PemError {
+    /// The input at fault.
+    pub file: PemFile,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl PemError {
+    /// A fault of the certificate.
+    fn cert(reason: String) -> Self {
+        Self {
+            file: PemFile::Cert,
+            reason,
+        }
+    }
+}
+
 /// A CA that can sign workload certificates: its certificate and signing key.
 pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
@@ -116,26 +136,28 @@ impl CertificateAuthority {
             })
         };
         let (cert_pem, key_pem) = (read(cert_path)?, read(key_path)?);
-        Self::from_pem(&cert_pem, &key_pem).map_err(|(file, reason)| CaError::Invalid {
-            path: match file {
+        Self::from_pem(&cert_pem, &key_pem).map_err(|err| CaError::Invalid {
+            path: match err.file {
                 PemFile::Cert => cert_path,
                 PemFile::Key => key_path,
             }
             .to_owned(),
-            reason,
+            reason: err.reason,
         })
     }
 
-    /// The CA from its certificate and private key, PEM; `Err` names the
-    /// one at fault and why.
-    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, (PemFile, String)> {
+    /// The CA from its certificate and private key, PEM (kept in memory
+    /// or a secret store rather than files).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PemError> {
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|err| (PemFile::Cert, format!("no PEM certificate: {err}")))?;
-        let key = KeyPair::from_pem(key_pem)
-            .map_err(|err| (PemFile::Key, format!("no usable PEM private key: {err}")))?;
-        check_issuer(&cert_der, &key).map_err(|reason| (PemFile::Cert, reason))?;
+            .map_err(|err| PemError::cert(format!("no PEM certificate: {err}")))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|err| PemError {
+            file: PemFile::Key,
+            reason: format!("no usable PEM private key: {err}"),
+        })?;
+        check_issuer(&cert_der, &key).map_err(PemError::cert)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
-            .map_err(|err| (PemFile::Cert, err.to_string()))?;
+            .map_err(|err| PemError::cert(err.to_string()))?;
         Ok(Self {
             issuer,
             cert_der,

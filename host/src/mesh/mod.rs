@@ -11,7 +11,7 @@ pub mod identity;
 pub mod peer;
 pub mod self_issued;
 
-pub use ca::{CaError, CertificateAuthority, WorkloadCertificate};
+pub use ca::{CaError, CertificateAuthority, PemError, PemFile, WorkloadCertificate};
 pub use credentials::{CredentialsError, WorkloadCredentials};
 pub use identity::{IdentityError, WorkloadIdentity};
 pub use peer::{PeerIdentityError, peer_identity};

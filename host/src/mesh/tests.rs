@@ -349,3 +349,42 @@ async fn renewal_swaps_the_certificate_and_keeps_open_connections() {
         .expect("a server certificate");
     assert_eq!(presented[0], renewed);
 }
+
+#[test]
+fn self_issue_checks_the_issuer_against_the_trust_anchors() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let ca = CertificateAuthority::generate("public", DAY).expect("a CA");
+    let other = CertificateAuthority::generate("public", DAY).expect("another CA");
+    let files = |anchors: std::path::PathBuf| IssuerFiles {
+        trust_anchors: anchors,
+        issuer_cert: write("ca.crt", ca.cert_pem()),
+        issuer_key: write("ca.key", &ca.key_pem()),
+    };
+    let bundle = format!("{}{}", other.cert_pem(), ca.cert_pem());
+    let issued = self_issue(
+        &files(write("bundle.crt", &bundle)),
+        identity("orders"),
+        provider(),
+    )
+    .expect("trusted by the bundle");
+    assert_eq!(issued.identity(), &identity("orders"));
+    assert!(issued.not_after() > std::time::SystemTime::now());
+
+    let cases = [
+        (write("other.crt", other.cert_pem()), "is not trusted"),
+        (write("empty.crt", ""), "no PEM certificate"),
+        (dir.path().join("missing.crt"), "trust anchors"),
+    ];
+    for (anchors, expected) in cases {
+        let err = self_issue(&files(anchors), identity("orders"), provider())
+            .err()
+            .map(|err| err.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(expected), "`{err}`");
+    }
+}
