@@ -11,6 +11,7 @@
 //! - [`components`]: Dapr resources turned into running components;
 //! - [`reload`]: swapping components in place while the sidecar serves;
 //! - [`telemetry`]: Prometheus metrics, fed from the choke points above;
+//! - [`mesh`]: workload identities and the certificate authority behind mTLS;
 //! - [`sidecar`] and [`cli`]: the process, composed from the above.
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod blocks;
 pub mod cli;
 pub mod components;
 pub mod config;
+pub mod mesh;
 pub mod reload;
 pub mod runtime;
 pub mod sidecar;

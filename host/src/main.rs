@@ -1,7 +1,7 @@
 //! The `outrig` binary: parses the command line, sets up logging, runs.
 
 use clap::Parser;
-use outrig::cli::{Cli, Command, ComponentsCommand};
+use outrig::cli::{CaCommand, Cli, Command, ComponentsCommand};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +26,8 @@ fn main() -> std::process::ExitCode {
             Command::Components(ComponentsCommand::Validate(args)) => {
                 outrig::cli::validate::validate(&args)
             }
+            Command::Ca(CaCommand::Init(args)) => outrig::cli::ca::init(&args),
+            Command::Ca(CaCommand::Issue(args)) => outrig::cli::ca::issue(&args),
             Command::Version => {
                 println!("outrig {}", env!("CARGO_PKG_VERSION"));
                 Ok(0)

@@ -1,6 +1,7 @@
 //! The `outrig` command line.
 
 pub mod app_process;
+pub mod ca;
 pub mod inspect;
 pub mod run;
 pub mod validate;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Work with components without running the sidecar.
     #[command(subcommand)]
     Components(ComponentsCommand),
+    /// Make the mesh's trust root and issue workload certificates.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Print the version.
     Version,
 }
@@ -49,6 +53,59 @@ pub enum ComponentsCommand {
     /// Check the resources directory without starting anything: YAML,
     /// unknown fields, types, `.wasm` files and sha256 pins.
     Validate(ValidateArgs),
+}
+
+/// `outrig ca …`.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a trust root: `ca.crt` (self-signed CA) and `ca.key` (mode 0600).
+    Init(CaInitArgs),
+    /// Issue a workload certificate for an app id: `<app-id>.crt` (the leaf
+    /// alone; its trust anchor is the CA's `ca.crt`) and `<app-id>.key` (0600).
+    Issue(CaIssueArgs),
+}
+
+/// `outrig ca init`.
+#[derive(Debug, Args)]
+pub struct CaInitArgs {
+    /// Directory to write `ca.crt` and `ca.key` to (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The trust domain whose workloads this CA vouches for.
+    #[arg(long, default_value = crate::mesh::identity::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
+    /// How long the root is valid, in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub valid_days: u64,
+    /// Overwrite an existing `ca.crt`/`ca.key`.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `outrig ca issue`.
+#[derive(Debug, Args)]
+pub struct CaIssueArgs {
+    /// Directory holding the CA's `ca.crt` and `ca.key` (from `ca init`).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The app id the certificate is for.
+    #[arg(long)]
+    pub app_id: String,
+    /// The app's namespace.
+    #[arg(long, default_value = crate::mesh::identity::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// The trust domain of the app's SPIFFE id.
+    #[arg(long, default_value = crate::mesh::identity::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
+    /// How long the certificate is valid, in hours.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=87_600))]
+    pub valid_hours: u64,
+    /// Directory to write `<app-id>.crt` and `<app-id>.key` to (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Overwrite an existing `<app-id>.crt`/`<app-id>.key`.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `outrig components validate`.
@@ -110,12 +167,33 @@ pub struct RunArgs {
     /// `POST /v1.0/outrig/reload` still do).
     #[arg(long)]
     pub no_watch: bool,
+    /// PEM bundle of the CAs whose workloads this sidecar trusts; with
+    /// `--issuer-cert` and `--issuer-key` the sidecar issues itself a
+    /// short-lived workload certificate at start and renews it.
+    #[arg(long, requires_all = ["issuer_cert", "issuer_key"])]
+    pub trust_anchors: Option<PathBuf>,
+    /// PEM certificate of the CA that issues this sidecar's certificate.
+    #[arg(long, requires = "trust_anchors")]
+    pub issuer_cert: Option<PathBuf>,
+    /// PEM private key of that CA.
+    #[arg(long, requires = "trust_anchors")]
+    pub issuer_key: Option<PathBuf>,
     /// The app's command line.
     #[arg(last = true)]
     pub command: Vec<String>,
 }
 
 impl RunArgs {
+    /// The CA files to issue the sidecar's certificate from, when given
+    /// (clap makes sure all three come together).
+    pub fn issuer_files(&self) -> Option<crate::mesh::IssuerFiles> {
+        Some(crate::mesh::IssuerFiles {
+            trust_anchors: self.trust_anchors.clone()?,
+            issuer_cert: self.issuer_cert.clone()?,
+            issuer_key: self.issuer_key.clone()?,
+        })
+    }
+
     /// The sidecar's settings from the arguments and environment.
     pub fn settings(&self) -> settings::SidecarSettings {
         settings::SidecarSettings {
