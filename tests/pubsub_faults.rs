@@ -267,6 +267,31 @@ async fn keep_publishing(
     Ok(())
 }
 
+/// Ends a run's publisher: once everything `arrived` it ends by itself
+/// (its last answer may still be on its way) and is awaited; otherwise it
+/// is stopped, and what is missing is the caller's failure. Its error, or
+/// a last publish that never returns, fails the run `label`, quoting
+/// `logs`.
+async fn end_publisher(
+    publishing: tokio::task::JoinHandle<anyhow::Result<()>>,
+    arrived: bool,
+    label: &str,
+    logs: impl Fn() -> String,
+) -> anyhow::Result<()> {
+    if !arrived {
+        publishing.abort();
+    }
+    match tokio::time::timeout(PHASE_DEADLINE, publishing).await {
+        Ok(Ok(Ok(()))) | Ok(Err(_)) => Ok(()),
+        Ok(Ok(Err(err))) => bail!("{label}: {err:#}\n{}", logs()),
+        Err(_) => bail!(
+            "{label}: everything arrived, yet the publisher's last publish did not return \
+             within {PHASE_DEADLINE:?}\n{}",
+            logs()
+        ),
+    }
+}
+
 /// Waits until `received` has seen `count` distinct messages, or `deadline`.
 async fn seen_at_least(received: &Received, count: usize, deadline: Duration) -> bool {
     let until = Instant::now() + deadline;
@@ -333,21 +358,10 @@ async fn survives_kill(broker: Broker) -> anyhow::Result<()> {
         ("restarted subscriber", &second),
         ("publisher", &*publisher),
     ];
-    // Once everything arrived the publisher ends by itself (its last answer
-    // may still be on its way); otherwise it is stopped, and what is missing
-    // is the failure.
-    if !arrived {
-        publishing.abort();
-    }
-    match tokio::time::timeout(PHASE_DEADLINE, publishing).await {
-        Ok(Ok(Ok(()))) | Ok(Err(_)) => {}
-        Ok(Ok(Err(err))) => bail!("{broker:?}: {err:#}\n{}", logs_of(&sidecars)),
-        Err(_) => bail!(
-            "{broker:?}: everything arrived, yet the publisher's last publish did not return \
-             within {PHASE_DEADLINE:?}\n{}",
-            logs_of(&sidecars)
-        ),
-    }
+    end_publisher(publishing, arrived, &format!("{broker:?}"), || {
+        logs_of(&sidecars)
+    })
+    .await?;
     let seen = app.received.distinct();
     ensure!(
         arrived,
@@ -440,20 +454,10 @@ async fn survives_swap_of(component: &str, broker: Option<Broker>) -> anyhow::Re
     }
     let all = usize::try_from(SWAP_MESSAGES).unwrap_or(usize::MAX);
     let arrived = seen_at_least(&app.received, all, PHASE_DEADLINE).await;
-    if !arrived {
-        publishing.abort();
-    }
-    match tokio::time::timeout(PHASE_DEADLINE, publishing).await {
-        Ok(Ok(Ok(()))) | Ok(Err(_)) => {}
-        Ok(Ok(Err(err))) => bail!(
-            "{component}: {err:#}\n{}",
-            logs_of(&[("sidecar", &sidecar)])
-        ),
-        Err(_) => bail!(
-            "{component}: the publisher hung\n{}",
-            logs_of(&[("sidecar", &sidecar)])
-        ),
-    }
+    end_publisher(publishing, arrived, component, || {
+        logs_of(&[("sidecar", &sidecar)])
+    })
+    .await?;
     let seen = app.received.distinct();
     ensure!(
         arrived,
