@@ -98,16 +98,16 @@ pub async fn settle(
     settlement: Settlement,
     backoff: &Backoff,
 ) {
-    let ids = vec![message.id.clone()];
     // Acks report their own failures (a batch shares one call).
     let ack = || async {
         acks.ack(broker, message.id.clone(), &message.topic).await;
         Ok(())
     };
+    let nack = |after| broker.nack(vec![message.id.clone()], after);
     let (outcome, result) = match settlement {
         Settlement::Ack => (Settled::Delivered, ack().await),
         Settlement::Drop => (Settled::Dropped, ack().await),
-        Settlement::Nack(after) => (Settled::Retried, broker.nack(ids, after).await),
+        Settlement::Nack(after) => (Settled::Retried, nack(after).await),
         Settlement::DeadLetter(topic) => {
             let letter = OutgoingMessage {
                 data: message.data.clone(),
@@ -126,7 +126,7 @@ pub async fn settle(
                         .unwrap_or_default();
                     tracing::warn!(dead_letter_topic = %topic, %reason, "cannot dead-letter an event; it will be retried");
                     let after = backoff.after(message.attempt);
-                    (Settled::Retried, broker.nack(ids, after).await)
+                    (Settled::Retried, nack(after).await)
                 }
             }
         }
